@@ -1,0 +1,1 @@
+"""From models and data to the graph: datasets, training, pattern recording, ingest."""

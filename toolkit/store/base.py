@@ -1,0 +1,111 @@
+"""The one interface every graph store implements; nothing above `toolkit/store/` knows the backend."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from toolkit.errors import ApdError
+from toolkit.store import queries
+from toolkit.store.schema import NODES, RELS, typed_nodes, typed_rels
+
+
+class StoreError(ApdError):
+    """A user-facing store failure: its message is one actionable line."""
+
+
+class Store(ABC):
+    """open -> ensure schema -> bulk-write frames / run named queries -> DataFrames."""
+
+    backend: str
+    location: str
+
+    # -- backend primitives -------------------------------------------------
+    @abstractmethod
+    def _run(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run one statement (read or write) and return its rows."""
+
+    @abstractmethod
+    def _write_all(self, steps: list[tuple[str, str, Any]]) -> None:
+        """Run write steps atomically: ('stmt', text, params) or ('nodes'|'rels', table, frame)."""
+
+    @abstractmethod
+    def read(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Ad-hoc read-only Cypher; a write is refused with StoreError."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- shared behaviour ---------------------------------------------------
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query(self, name: str, **params: Any) -> pd.DataFrame:
+        """Run the named file `cypher/<name>.cypher` with parameters."""
+        return self._run(queries.body(name), params)
+
+    def write(
+        self,
+        run: str,
+        nodes: Mapping[str, pd.DataFrame] = {},
+        rels: Mapping[str, pd.DataFrame] = {},
+        replace: Iterable[str] = (),
+    ) -> None:
+        """Replace `run`'s nodes of the `replace` labels, then bulk-create `nodes` and `rels`.
+
+        All in one transaction, so a failure leaves the previous results in place and a
+        re-run never duplicates. Frames are typed against the schema before anything is sent.
+        """
+        steps: list[tuple[str, str, Any]] = []
+        for table in replace:
+            if table not in NODES:
+                raise ValueError(f"unknown node table {table}")
+            steps.append(("stmt", queries.body("delete_run_nodes", table=table), {"run": run}))
+        for table, frame in nodes.items():
+            steps.append(("nodes", table, typed_nodes(table, frame)))
+        for table, frame in rels.items():
+            steps.append(("rels", table, typed_rels(table, frame)))
+        self._write_all(steps)
+
+    def update(self, table: str, frame: pd.DataFrame) -> None:
+        """Set properties on existing nodes, matched by `uid` (one bulk step per property)."""
+        typed = typed_nodes(table, frame.assign(run="-")).drop(columns="run")
+        self._write_all([("update", table, typed)])
+
+    def drop_run(self, run: str) -> int:
+        """Remove every node (and so every relationship) of `run`; returns the nodes removed."""
+        before = self.counts(run)
+        steps = [("stmt", queries.body("delete_run_nodes", table=t), {"run": run}) for t in NODES]
+        self._write_all(steps)
+        return int(before.sum()) if len(before) else 0
+
+    def counts(self, run: str | None = None) -> pd.Series:
+        """Node counts per label (for one run, or all runs as a frame indexed by run)."""
+        frames = []
+        for table in NODES:
+            df = self._run(queries.body("count_nodes", table=table), {})
+            df["label"] = table
+            frames.append(df)
+        allc = pd.concat(frames, ignore_index=True)
+        if run is None:
+            return allc
+        sel = allc[allc["run"] == run]
+        return sel.set_index("label")["nodes"].astype(int)
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run: its Run properties and node counts per label."""
+        runs = self.query("runs")
+        counts = self.counts()
+        if len(counts):
+            wide = counts.pivot_table(index="run", columns="label", values="nodes", aggfunc="sum", fill_value=0)
+            wide.columns = [f"n_{c.lower()}" for c in wide.columns]
+            runs = runs.merge(wide.reset_index(), on="run", how="left").fillna(
+                {c: 0 for c in wide.columns}
+            )
+            for c in wide.columns:
+                runs[c] = runs[c].astype(int)
+        return runs.sort_values("run", ignore_index=True)

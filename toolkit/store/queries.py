@@ -1,0 +1,65 @@
+"""Named Cypher files shipped in the package `toolkit.cypher` (the repository's `cypher/`).
+
+A file starts with `//` header lines naming its parameters and columns. Identifiers that
+Cypher cannot take as parameters (labels, relationship types, property names) appear as
+`{table}`-style placeholders and are filled only from the schema, never from user values.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class UnknownQuery(KeyError):
+    """A named query that has no file."""
+
+
+def _root():
+    return resources.files("toolkit.cypher")
+
+
+def names() -> list[str]:
+    """Named queries a user can run (shared, not templates), for `apd query --list`."""
+    found = (p.name[: -len(".cypher")] for p in _root().iterdir() if p.name.endswith(".cypher"))
+    return sorted(n for n in found if not _PLACEHOLDER.search(read_text(n)))
+
+
+@lru_cache(maxsize=None)
+def read_text(name: str) -> str:
+    """Full text of `name` (e.g. `flows` or `neo4j/bulk_nodes`)."""
+    path = _root().joinpath(*f"{name}.cypher".split("/"))
+    if not re.fullmatch(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)?", name) or not path.is_file():
+        raise UnknownQuery(name)
+    return path.read_text()
+
+
+def body(name: str, **identifiers: str) -> str:
+    """The statement(s) of `name` without header comments, placeholders filled.
+
+    Filled identifiers are back-quoted: the schema uses names (`IN`, `index`) that are
+    keywords in LadybugDB.
+    """
+    lines = [ln for ln in read_text(name).splitlines() if not ln.lstrip().startswith("//")]
+    text = "\n".join(lines).strip()
+    needed = set(_PLACEHOLDER.findall(text))
+    if needed != set(identifiers):
+        raise ValueError(f"{name}: placeholders {sorted(needed)} but got {sorted(identifiers)}")
+    for key, value in identifiers.items():
+        if not re.fullmatch(r"[A-Za-z_]\w*(, [A-Za-z_]\w*)*", value):
+            raise ValueError(f"{name}: {key}={value!r} is not an identifier")
+    quoted = {k: ", ".join(f"`{v}`" for v in vals.split(", ")) for k, vals in identifiers.items()}
+    return _PLACEHOLDER.sub(lambda m: quoted[m.group(1)], text)
+
+
+def statements(text: str) -> list[str]:
+    """Split a multi-statement file on `;` at line ends (our files never put `;` in strings)."""
+    return [s.strip() for s in re.split(r";\s*\n|;\s*$", text) if s.strip()]
+
+
+def parameters(name: str) -> list[str]:
+    """The `$parameters` a file uses, for `apd query` to check `-p` options against."""
+    code = "\n".join(ln for ln in read_text(name).splitlines() if not ln.lstrip().startswith("//"))
+    return sorted(set(re.findall(r"\$(\w+)", code)))
