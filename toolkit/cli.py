@@ -169,3 +169,5 @@ def drop(run: str, store: str | None, as_json: bool) -> None:
 
 
 # --- regions commands (regions, geometry) -------------------------------------
+if __name__ == "__main__":
+    main()

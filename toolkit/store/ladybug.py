@@ -50,7 +50,7 @@ class LadybugStore(Store):
             raise StoreError(f"query failed: {_one_line(exc)}") from None
         if isinstance(result, list):  # several statements: the last one's rows
             result = result[-1]
-        return _frame(result.get_as_df())
+        return _frame(result.get_as_df(), result.get_column_data_types())
 
     def read(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         self._conn.execute("BEGIN TRANSACTION READ ONLY")
@@ -61,7 +61,7 @@ class LadybugStore(Store):
                 raise StoreError("refused: `apd cypher` is read-only; writes go through apd commands") from None
             raise
         finally:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
 
     def _write_all(self, steps: list[tuple[str, str, Any]]) -> None:
         if self.read_only:
@@ -83,23 +83,31 @@ class LadybugStore(Store):
                         frame = pd.DataFrame({"k": arg["uid"], "v": arg[prop]})
                         self._conn.execute(queries.body("ladybug/update_nodes", table=what, prop=prop), {"df": frame})
         except RuntimeError as exc:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise StoreError(f"write failed, nothing written: {_one_line(exc)}") from None
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """LadybugDB aborts the transaction itself when a statement in it fails."""
+        try:
+            self._conn.execute("ROLLBACK")
+        except RuntimeError:
+            pass
 
     def close(self) -> None:
         self._conn.close()
         self._db.close()
 
 
-def _frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Normalise LadybugDB's column types: Decimal sums to float, pandas 'str' to object."""
-    for c in df.columns:
-        if df[c].dtype == object and len(df) and type(df[c].iloc[0]).__name__ == "Decimal":
-            df[c] = df[c].astype(float)
+def _frame(df: pd.DataFrame, types: list[str]) -> pd.DataFrame:
+    """Give columns the types Neo4j's driver would: `sum()` of integers is INT128 here
+    (a float or Decimal in pandas) and becomes int64; strings become plain objects."""
+    for c, t in zip(df.columns, types):
+        if t in ("INT128", "INT64", "INT32", "SERIAL") and df[c].dtype != "int64" and not df[c].isna().any():
+            df[c] = df[c].astype("int64")
         elif str(df[c].dtype) in ("str", "string"):
             df[c] = df[c].astype(object)
     return df

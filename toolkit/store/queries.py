@@ -23,8 +23,7 @@ def _root():
 
 def names() -> list[str]:
     """Named queries a user can run (shared, not templates), for `apd query --list`."""
-    found = (p.name[: -len(".cypher")] for p in _root().iterdir() if p.name.endswith(".cypher"))
-    return sorted(n for n in found if not _PLACEHOLDER.search(read_text(n)))
+    return [n for n in files() if not _PLACEHOLDER.search(code(n))]
 
 
 @lru_cache(maxsize=None)
@@ -36,14 +35,25 @@ def read_text(name: str) -> str:
     return path.read_text()
 
 
+def code(name: str) -> str:
+    """The statement(s) of `name` without header comments, placeholders unfilled."""
+    return "\n".join(ln for ln in read_text(name).splitlines() if not ln.lstrip().startswith("//")).strip()
+
+
+def files(folder: str = "") -> list[str]:
+    """Names of every file in `cypher/` (or one backend folder of it), templates included."""
+    base = _root().joinpath(folder) if folder else _root()
+    prefix = f"{folder}/" if folder else ""
+    return sorted(prefix + p.name[: -len(".cypher")] for p in base.iterdir() if p.name.endswith(".cypher"))
+
+
 def body(name: str, **identifiers: str) -> str:
     """The statement(s) of `name` without header comments, placeholders filled.
 
     Filled identifiers are back-quoted: the schema uses names (`IN`, `index`) that are
     keywords in LadybugDB.
     """
-    lines = [ln for ln in read_text(name).splitlines() if not ln.lstrip().startswith("//")]
-    text = "\n".join(lines).strip()
+    text = code(name)
     needed = set(_PLACEHOLDER.findall(text))
     if needed != set(identifiers):
         raise ValueError(f"{name}: placeholders {sorted(needed)} but got {sorted(identifiers)}")
@@ -61,5 +71,4 @@ def statements(text: str) -> list[str]:
 
 def parameters(name: str) -> list[str]:
     """The `$parameters` a file uses, for `apd query` to check `-p` options against."""
-    code = "\n".join(ln for ln in read_text(name).splitlines() if not ln.lstrip().startswith("//"))
-    return sorted(set(re.findall(r"\$(\w+)", code)))
+    return sorted(set(re.findall(r"\$(\w+)", code(name))))

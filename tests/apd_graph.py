@@ -1,0 +1,41 @@
+"""Builds a small, hand-made APD graph as frames, for tests of the store and named queries."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def apd_frames(run: str, patterns: np.ndarray, label: np.ndarray, pred: np.ndarray) -> tuple[dict, dict]:
+    """Run/Instance/Pattern/Label nodes and ACTIVATES/NEXT/PREDICTS edges from an [n, L] array of
+    per-layer pattern ids (the id doubles as the pattern key and bits), computed with plain pandas."""
+    n, L = patterns.shape
+    err = (label != pred).astype(int)
+    inst = pd.DataFrame({"uid": [f"{run}:i:{i}" for i in range(n)], "run": run, "idx": np.arange(n),
+                         "label": label, "pred": pred, "correct": err == 0, "forgetting": 0,
+                         "never_learned": False, "cluster": -1})
+    long = pd.DataFrame({"idx": np.repeat(np.arange(n), L), "layer": np.tile(np.arange(1, L + 1), n),
+                         "key": [f"k{v}" for v in patterns.reshape(-1)], "err": np.repeat(err, L)})
+    long["puid"] = run + ":p:" + long["layer"].astype(str) + ":" + long["key"]
+    pats = long.groupby(["layer", "key", "puid"], as_index=False).agg(support=("idx", "size"), errors=("err", "sum"))
+    pattern = pd.DataFrame({"uid": pats["puid"], "run": run, "layer": pats["layer"], "key": pats["key"],
+                            "bits": pats["key"], "ones": 0, "support": pats["support"], "errors": pats["errors"]})
+    acts = pd.DataFrame({"src": run + ":i:" + long["idx"].astype(str), "dst": long["puid"], "layer": long["layer"]})
+    wide = long.pivot(index="idx", columns="layer", values="puid")
+    nxt = pd.concat([pd.DataFrame({"src": wide[l], "dst": wide[l + 1], "err": err}) for l in range(1, L)])
+    nxt = nxt.groupby(["src", "dst"], as_index=False).agg(count=("err", "size"), errors=("err", "sum"))
+    labels = pd.DataFrame({"uid": [f"{run}:y:{v}" for v in np.unique(pred)], "run": run, "value": np.unique(pred)})
+    pr = pd.DataFrame({"src": wide[L], "dst": [f"{run}:y:{v}" for v in pred], "err": err})
+    pr = pr.groupby(["src", "dst"], as_index=False).agg(count=("err", "size"), errors=("err", "sum"))
+    runs = pd.DataFrame({"uid": [run], "run": [run], "dataset": ["synthetic"], "split": ["test"], "epoch": [-1],
+                         "instances": [n], "layers": [L], "accuracy": [float((err == 0).mean())]})
+    nodes = {"Run": runs, "Instance": inst, "Pattern": pattern, "Label": labels}
+    rels = {"ACTIVATES": acts, "NEXT": nxt, "PREDICTS": pr}
+    return nodes, rels
+
+
+def random_apd(run: str, n: int = 200, L: int = 3, seed: int = 0, width: int = 6) -> tuple[dict, dict]:
+    rng = np.random.default_rng(seed)
+    patterns = rng.integers(0, width, size=(n, L))
+    label = rng.integers(0, 3, size=n)
+    pred = np.where(rng.random(n) < 0.8, label, rng.integers(0, 3, size=n))
+    return apd_frames(run, patterns, label, pred)

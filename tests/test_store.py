@@ -1,0 +1,163 @@
+"""The store interface on LadybugDB: bulk writes, named queries checked against pandas, replace, drop."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.apd_graph import random_apd
+from toolkit.store import StoreError, open_store, queries
+from toolkit.store.schema import NODES, typed_nodes
+
+
+def write_run(store, run, **kw):
+    nodes, rels = random_apd(run, **kw)
+    store.write(run, nodes, rels, replace=list(NODES))
+    return nodes, rels
+
+
+def test_new_store_lists_no_runs(apd):
+    assert apd.json("runs") == []
+
+
+def test_named_queries_match_pandas(store):
+    nodes, rels = write_run(store, "a", n=500, seed=1)
+    got = store.query("patterns", run="a")
+    want = nodes["Pattern"].sort_values(["layer", "support", "key"], ascending=[True, False, True])
+    assert got[["layer", "key", "support", "errors"]].values.tolist() == \
+        want[["layer", "key", "support", "errors"]].values.tolist()
+
+    summary = store.query("layer_summary", run="a")
+    by_layer = nodes["Pattern"].groupby("layer").agg(patterns=("key", "size"), instances=("support", "sum"),
+                                                     errors=("errors", "sum"), max_support=("support", "max"))
+    assert summary.set_index("layer").to_dict() == by_layer.to_dict()
+    assert summary["instances"].dtype == np.int64  # INT128 sums come back as integers
+
+    trans = store.query("transitions", run="a")
+    assert trans["count"].sum() == 500 * 2  # NEXT counts sum to n per consecutive layer pair
+    want = rels["NEXT"].assign(src=lambda d: d.src.str.split(":").str[-1], dst=lambda d: d.dst.str.split(":").str[-1])
+    assert sorted(map(tuple, trans[["src", "dst", "count", "errors"]].values.tolist())) == \
+        sorted(map(tuple, want[["src", "dst", "count", "errors"]].values.tolist()))
+
+
+def test_rewriting_a_run_does_not_duplicate(store):
+    write_run(store, "a", seed=1)
+    first = store.counts("a")
+    write_run(store, "a", seed=1)
+    assert store.counts("a").to_dict() == first.to_dict()
+    edges = store.read("MATCH (i:Instance)-[e:ACTIVATES]->(p:Pattern) WHERE i.run = $run RETURN count(e) AS n", {"run": "a"})
+    assert edges["n"][0] == 200 * 3
+
+
+def test_drop_removes_exactly_that_run(apd, store_path):
+    with open_store(store_path) as s:
+        nodes_a, _ = write_run(s, "a", seed=1)
+        write_run(s, "b", seed=2)
+        before_b = s.counts("b").to_dict()
+    out = apd.json("drop", "--run", "a")
+    assert out["nodes_removed"] == sum(len(f) for f in nodes_a.values())
+    with open_store(store_path) as s:
+        assert s.counts("a").sum() == 0
+        assert s.counts("b").to_dict() == before_b
+        dangling = s.read("MATCH (a:Pattern)-[e:NEXT]->(b:Pattern) WHERE a.run = 'a' OR b.run = 'a' RETURN count(e) AS n")
+        assert dangling["n"][0] == 0
+    assert [r["run"] for r in apd.json("runs")] == ["b"]
+    result = apd("drop", "--run", "a", ok=False)
+    assert result.exit_code == 1 and "no run named 'a'" in result.stderr
+
+
+def test_runs_lists_counts(apd, store_path):
+    with open_store(store_path) as s:
+        nodes, _ = write_run(s, "a", n=120, seed=3)
+    (row,) = apd.json("runs")
+    assert row["run"] == "a" and row["n_instance"] == 120
+    assert row["n_pattern"] == len(nodes["Pattern"]) and row["n_label"] == len(nodes["Label"])
+
+
+def test_query_command_with_parameters(apd, store_path):
+    with open_store(store_path) as s:
+        nodes, _ = write_run(s, "a", seed=4)
+    rows = apd.json("query", "layer_summary", "-p", "run=a")
+    assert [r["patterns"] for r in rows] == nodes["Pattern"].groupby("layer").size().tolist()
+    missing = apd("query", "layer_summary", ok=False)
+    assert missing.exit_code == 1 and "needs parameters run" in missing.stderr
+
+
+def test_failed_write_leaves_previous_results(store):
+    write_run(store, "a", seed=1)
+    before = store.counts("a").to_dict()
+    nodes, rels = random_apd("a", seed=9)
+    rels["ACTIVATES"] = pd.concat([rels["ACTIVATES"], rels["ACTIVATES"].head(1).assign(dst="a:p:9:missing")])
+    with pytest.raises(StoreError, match="nothing written"):
+        store.write("a", nodes, rels, replace=list(NODES))
+    assert store.counts("a").to_dict() == before
+
+
+def test_frames_are_typed_against_the_schema():
+    frame = pd.DataFrame({"uid": ["x"], "run": ["r"], "idx": [3.0], "correct": [1]})
+    typed = typed_nodes("Instance", frame)
+    assert typed["idx"].dtype == np.int64 and typed["correct"].dtype == bool
+    with pytest.raises(ValueError, match="undeclared"):
+        typed_nodes("Instance", frame.assign(colour="red"))
+    with pytest.raises(ValueError, match="nulls"):
+        typed_nodes("Instance", frame.assign(idx=[np.nan]))
+
+
+def test_every_ladybug_variant_runs(store):
+    """cypher/ladybug/ files cannot pass Neo4j's linter (COPY, LOAD FROM): they run here instead."""
+    assert set(queries.files("ladybug")) == {"ladybug/schema", "ladybug/copy_nodes", "ladybug/copy_rels",
+                                             "ladybug/update_nodes"}
+    write_run(store, "a", seed=5)
+    store.update("Instance", pd.DataFrame({"uid": ["a:i:0", "a:i:1"], "cluster": [7, 8]}))
+    got = store.read("MATCH (i:Instance) WHERE i.run = 'a' AND i.cluster > 0 RETURN i.idx AS idx, i.cluster AS c ORDER BY idx")
+    assert got.values.tolist() == [[0, 7], [1, 8]]
+
+
+# --- errors: one line, non-zero exit -------------------------------------------------------
+
+
+def test_unknown_query_name(apd):
+    result = apd("query", "no_such_query", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: no query named 'no_such_query'; `apd query --list` shows them"
+
+
+def test_cypher_refuses_writes(apd, store_path):
+    with open_store(store_path) as s:
+        write_run(s, "a", seed=1)
+    for text in ["MATCH (n:Instance) DETACH DELETE n", "CREATE (:Label {uid: 'x', run: 'x', value: 1})"]:
+        result = apd("cypher", text, ok=False)
+        assert result.exit_code == 1 and "read-only" in result.stderr and "Traceback" not in result.output
+    assert apd.json("cypher", "MATCH (n:Instance) RETURN count(n) AS n") == [{"n": 200}]
+
+
+def test_locked_store(store_path, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import ladybug, sys, time; db = ladybug.Database({store_path!r}); print('ok', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "runs", "--store", store_path],
+                              capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().startswith(f"Error: store {store_path} is locked by another process (PID ")
+        assert len(proc.stderr.strip().splitlines()) == 1
+    finally:
+        holder.kill()
+
+
+def test_unreachable_neo4j(apd):
+    result = apd.runner.invoke(__import__("toolkit.cli").cli.main, ["runs", "--store", "bolt://127.0.0.1:1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot reach Neo4j at bolt://127.0.0.1:1")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_read_only_store_must_exist(tmp_path, apd):
+    result = apd.runner.invoke(__import__("toolkit.cli").cli.main,
+                               ["cypher", "RETURN 1 AS x", "--store", str(tmp_path / "none.lbug")])
+    assert result.exit_code == 1 and "no store at" in result.stderr
