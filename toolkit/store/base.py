@@ -54,8 +54,10 @@ class Store(ABC):
         nodes: Mapping[str, pd.DataFrame] = {},
         rels: Mapping[str, pd.DataFrame] = {},
         replace: Iterable[str] = (),
+        updates: Mapping[str, pd.DataFrame] = {},
     ) -> None:
-        """Replace `run`'s nodes of the `replace` labels, then bulk-create `nodes` and `rels`.
+        """Replace `run`'s nodes of the `replace` labels, bulk-create `nodes` and `rels`,
+        then set properties on existing nodes from `updates` (frames keyed by `uid`).
 
         All in one transaction, so a failure leaves the previous results in place and a
         re-run never duplicates. Frames are typed against the schema before anything is sent.
@@ -69,12 +71,13 @@ class Store(ABC):
             steps.append(("nodes", table, typed_nodes(table, frame)))
         for table, frame in rels.items():
             steps.append(("rels", table, typed_rels(table, frame)))
+        for table, frame in updates.items():
+            steps.append(("update", table, typed_nodes(table, frame.assign(run="-")).drop(columns="run")))
         self._write_all(steps)
 
     def update(self, table: str, frame: pd.DataFrame) -> None:
-        """Set properties on existing nodes, matched by `uid` (one bulk step per property)."""
-        typed = typed_nodes(table, frame.assign(run="-")).drop(columns="run")
-        self._write_all([("update", table, typed)])
+        """Set properties on existing nodes, matched by `uid`."""
+        self.write("", updates={table: frame})
 
     def drop_run(self, run: str) -> int:
         """Remove every node (and so every relationship) of `run`; returns the nodes removed."""

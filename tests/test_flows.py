@@ -1,0 +1,75 @@
+"""Flows from cypher/flows.cypher on the embedded store equal a pandas group-by, row for row."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.apd_synthetic import hierarchical, write_run
+from toolkit.apd.flows import pandas_run_flows, parse_layers, query_flows, run_flows
+from toolkit.errors import ApdError
+
+
+def test_hand_example(store):
+    # Layers 2 and 3 of five instances: (a,x) x3 with preds 0,0,1 (one error), (b,x) x1, (a,y) x1.
+    patterns = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 1, 0], [4, 0, 1]])
+    label = np.array([0, 0, 0, 2, 1])
+    pred = np.array([0, 0, 1, 2, 1])
+    write_run(store, "h", patterns, label, pred)
+    got = query_flows(store, "h", [2, 3])
+    assert got["patterns"].tolist() == [["h:p:2:k0", "h:p:3:k0"], ["h:p:2:k0", "h:p:3:k1"], ["h:p:2:k1", "h:p:3:k0"]]
+    assert got["strength"].tolist() == [3, 1, 1]
+    assert got["purity"].tolist() == pytest.approx([2 / 3, 1, 1])
+    assert got["errors"].tolist() == [1, 0, 0] and got["label"].tolist() == [0, 1, 2]
+    assert query_flows(store, "h", [2, 3], min_strength=2)["strength"].tolist() == [3]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cypher_equals_pandas_on_random_runs(store, seed):
+    rng = np.random.default_rng(seed)
+    n, L = 300, 6
+    patterns = rng.integers(0, 3, size=(n, L))
+    label = rng.integers(0, 3, n)
+    pred = np.where(rng.random(n) < 0.7, label, rng.integers(0, 3, n))  # ties in the vote happen
+    write_run(store, "r", patterns, label, pred)
+    for layers in ([6], [5, 6], [1, 4], [2, 3, 5], list(range(1, 7))):
+        for min_strength in (1, 3):
+            got = query_flows(store, "r", layers, min_strength)
+            want = pandas_run_flows(store, "r", layers, min_strength)
+            pd.testing.assert_frame_equal(got, want)
+
+
+def test_cypher_equals_pandas_at_realistic_size(store):
+    patterns, label, pred = hierarchical(20_000, 4, seed=3)
+    write_run(store, "big", patterns, label, pred)
+    for layers in ([3, 4], [1, 2, 3, 4]):
+        got = query_flows(store, "big", layers)
+        pd.testing.assert_frame_equal(got, pandas_run_flows(store, "big", layers))
+        assert got["strength"].sum() == 20_000
+
+
+def test_flows_are_written_and_replaced(store):
+    patterns, label, pred = hierarchical(500, 3, seed=1)
+    write_run(store, "w", patterns, label, pred)
+    for _ in range(2):
+        chosen, flows = run_flows(store, "w", "2,3", min_strength=2)
+    assert chosen == [2, 3]
+    nodes = store.read("MATCH (f:Flow) WHERE f.run = 'w' RETURN f.uid AS uid, f.strength AS s, f.layers AS l ORDER BY s DESC, uid")
+    assert len(nodes) == len(flows) and set(nodes["l"]) == {"2-3"}
+    assert sorted(nodes["uid"]) == sorted(f"w:f:2-3:{i}" for i in flows["fid"])
+    through = store.read("MATCH (f:Flow)-[:THROUGH]->(p:Pattern) WHERE f.run = 'w' "
+                         "RETURN f.fid AS fid, p.uid AS uid ORDER BY fid, uid")
+    want = sorted((fid, uid) for fid, ps in zip(flows["fid"], flows["patterns"]) for uid in ps)
+    assert list(map(tuple, through.values.tolist())) == want
+    run_flows(store, "w", "3")  # another layer set replaces the run's flows
+    assert set(store.read("MATCH (f:Flow) WHERE f.run = 'w' RETURN f.layers AS l")["l"]) == {"3"}
+
+
+def test_layer_parsing():
+    assert parse_layers(None, 4) == [3, 4] and parse_layers(None, 1) == [1]
+    assert parse_layers("3, 1,3", 4) == [1, 3]
+    for bad in ("0,1", "5", "x", ""):
+        with pytest.raises(ApdError):
+            parse_layers(bad, 4)
+    with pytest.raises(ApdError, match="at most 6"):
+        parse_layers("1,2,3,4,5,6,7", 7)

@@ -1,0 +1,22 @@
+"""How the number of distinct patterns per layer changes across training snapshots."""
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+import pandas as pd
+
+from toolkit.errors import ApdError
+from toolkit.store import Store
+
+
+def evolution(store: Store, runs: str) -> pd.DataFrame:
+    """One row per run matching the glob `runs`, ordered by epoch: epoch, accuracy, patterns per layer."""
+    all_runs = store.query("runs")
+    chosen = all_runs[[fnmatchcase(r, runs) for r in all_runs["run"]]]
+    if chosen.empty:
+        raise ApdError(f"no run matches {runs!r} (`apd runs` lists them)")
+    counts = store.query("pattern_counts", runs=chosen["run"].tolist())
+    wide = counts.pivot(index="run", columns="layer", values="patterns").fillna(0).astype("int64")
+    wide.columns = [f"layer_{c}" for c in wide.columns]
+    table = chosen[["run", "epoch", "instances", "accuracy"]].merge(wide.reset_index(), on="run", how="left")
+    return table.sort_values(["epoch", "run"], ignore_index=True)

@@ -1,0 +1,84 @@
+"""Flows: instances that share their patterns on a set of layers, with strength and purity.
+
+Computed in Cypher (`cypher/flows.cypher`, six layer slots) and, for checking and for
+notebooks, by a pandas group-by on the same rows; both give the same frame, row for row.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from toolkit.apd.runs import read_patterns, run_layers
+from toolkit.errors import ApdError
+from toolkit.store import Store
+
+SLOTS = 6  # layer slots in cypher/flows.cypher
+COLUMNS = ["fid", "patterns", "strength", "purity", "errors", "label"]
+
+
+def parse_layers(text: str | None, n_layers: int) -> list[int]:
+    """`--layers 2,3` -> [2, 3] (sorted, unique); default the last two hidden layers."""
+    if text is None:
+        return list(range(max(1, n_layers - 1), n_layers + 1))
+    try:
+        layers = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise ApdError(f"--layers {text!r} is not a comma-separated list of layer numbers") from None
+    if not layers or layers[0] < 1 or layers[-1] > n_layers:
+        raise ApdError(f"--layers {text!r} out of range: this run has hidden layers 1..{n_layers}")
+    if len(layers) > SLOTS:
+        raise ApdError(f"--layers: flows span at most {SLOTS} layers, got {len(layers)}")
+    return layers
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Number the flows in their order and keep the public columns."""
+    return pd.DataFrame({"fid": np.arange(len(frame)), **{c: frame[c].to_numpy() for c in COLUMNS[1:]}})
+
+
+def query_flows(store: Store, run: str, layers: list[int], min_strength: int = 1) -> pd.DataFrame:
+    """Flows from the graph: fid, patterns (uids in layer order), strength, purity, errors, label."""
+    slots = layers + [layers[-1]] * (SLOTS - len(layers))
+    params = {f"l{j + 1}": layer for j, layer in enumerate(slots)}
+    rows = store.query("flows", run=run, layers=layers, min_strength=int(min_strength), **params)
+    cols = [f"p{j + 1}" for j in range(len(layers))]
+    rows["patterns"] = rows[cols].to_numpy().tolist()
+    return _finish(rows)
+
+
+def pandas_flows(rows: pd.DataFrame, run: str, layers: list[int], min_strength: int = 1) -> pd.DataFrame:
+    """The same flows from the `instance_patterns` rows, with plain pandas group-bys."""
+    sel = rows[rows["layer"].isin(layers)]
+    uid = run + ":p:" + sel["layer"].astype(str) + ":" + sel["key"].astype(str)
+    wide = pd.DataFrame({"idx": sel["idx"], "layer": sel["layer"], "uid": uid}).pivot(index="idx", columns="layer", values="uid")
+    per = rows.drop_duplicates("idx").set_index("idx")[["pred", "correct"]]
+    wide = wide.join(per)
+    keys = list(layers)
+    votes = wide.groupby(keys + ["pred"]).size().rename("n").reset_index()
+    top = votes.sort_values(keys + ["n", "pred"], ascending=[True] * len(keys) + [False, True]).drop_duplicates(keys)
+    agg = wide.assign(error=~wide["correct"].astype(bool)).groupby(keys).agg(
+        strength=("pred", "size"), errors=("error", "sum")).reset_index()
+    out = agg.merge(top, on=keys)
+    out = out[out["strength"] >= min_strength]
+    out = out.sort_values(["strength", *keys], ascending=[False] + [True] * len(keys))
+    out["purity"] = out["n"] / out["strength"]
+    out["patterns"] = out[keys].to_numpy().tolist()
+    return _finish(out.rename(columns={"pred": "label"}).astype({"errors": "int64", "strength": "int64"}))
+
+
+def run_flows(store: Store, run: str, layers: str | None = None, min_strength: int = 1) -> tuple[list[int], pd.DataFrame]:
+    """Compute a run's flows in Cypher and replace its Flow nodes and THROUGH edges."""
+    chosen = parse_layers(layers, run_layers(store, run))
+    flows = query_flows(store, run, chosen, min_strength)
+    name = "-".join(map(str, chosen))
+    uid = run + ":f:" + name + ":" + flows["fid"].astype(str)
+    nodes = flows.drop(columns="patterns").assign(uid=uid, run=run, layers=name)
+    through = pd.DataFrame({"src": np.repeat(uid.to_numpy(), len(chosen)),
+                            "dst": np.concatenate(flows["patterns"].tolist()) if len(flows) else []})
+    store.write(run, {"Flow": nodes}, {"THROUGH": through}, replace=["Flow"])
+    return chosen, flows
+
+
+def pandas_run_flows(store: Store, run: str, layers: list[int], min_strength: int = 1) -> pd.DataFrame:
+    """`pandas_flows` on the run's rows as stored (for checks and the bench)."""
+    return pandas_flows(read_patterns(store, run).frame, run, layers, min_strength)

@@ -1,0 +1,53 @@
+"""What the analytics read from a run: its shape, and every instance's pattern per layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from toolkit.errors import ApdError
+from toolkit.store import Store
+
+
+@dataclass(frozen=True)
+class RunPatterns:
+    """Instances of a run in `idx` order, with integer pattern ids per hidden layer.
+
+    frame keeps the rows as the query returned them (idx, layer, key, label, pred, correct)
+    for group-bys that need the keys themselves.
+    """
+
+    idx: np.ndarray
+    patterns: np.ndarray  # [n, L] int, distinct ids within a layer
+    label: np.ndarray
+    pred: np.ndarray
+    correct: np.ndarray
+    frame: pd.DataFrame
+
+
+def run_layers(store: Store, run: str) -> int:
+    """The run's number of hidden layers L; ApdError for an unknown run or one without instances."""
+    meta = store.query("run_meta", run=run)
+    if meta.empty:
+        raise ApdError(f"no run named {run!r} in the store (`apd runs` lists them)")
+    if int(meta["instances"].iloc[0]) == 0:
+        raise ApdError(f"run {run!r} has no instances: ingest it again with `apd ingest`")
+    return int(meta["layers"].iloc[0])
+
+
+def read_patterns(store: Store, run: str) -> RunPatterns:
+    """One query for the whole run, pivoted with array indexing (no per-instance Python)."""
+    n_layers = run_layers(store, run)
+    frame = store.query("instance_patterns", run=run)
+    idx, row = np.unique(frame["idx"].to_numpy(), return_inverse=True)
+    layer = frame["layer"].to_numpy()
+    if len(frame) != len(idx) * n_layers or layer.min() < 1 or layer.max() > n_layers:
+        raise ApdError(f"run {run!r} is incomplete: not every instance has one pattern per layer 1..{n_layers}")
+    patterns = np.full((len(idx), n_layers), -1, dtype=np.int64)
+    patterns[row, layer - 1] = pd.factorize(frame["key"], sort=True)[0]  # ids in key order: stable cids
+    if (patterns < 0).any():
+        raise ApdError(f"run {run!r} is incomplete: not every instance has one pattern per layer 1..{n_layers}")
+    per = frame.iloc[np.unique(row, return_index=True)[1]]  # one row per instance, in idx order
+    return RunPatterns(idx, patterns, per["label"].to_numpy(), per["pred"].to_numpy(),
+                       per["correct"].to_numpy().astype(bool), frame)
