@@ -99,3 +99,14 @@ def sequential_states(model: nn.Sequential, x: torch.Tensor) -> list[np.ndarray]
                 states.append((h > 0).int().numpy())
             h = module(h)
     return states
+
+
+def mlp(arch: list[int], act=nn.ReLU, seed: int = 0) -> nn.Sequential:
+    """A seeded Linear/activation chain of widths `arch` (no activation after the last Linear)."""
+    torch.manual_seed(seed)
+    mods: list[nn.Module] = []
+    for i in range(len(arch) - 1):
+        mods.append(nn.Linear(arch[i], arch[i + 1]))
+        if i < len(arch) - 2:
+            mods.append(act())
+    return nn.Sequential(*mods)

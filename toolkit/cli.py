@@ -391,5 +391,81 @@ def evolution(runs: str, store: str | None, as_json: bool) -> None:
 
 
 # --- regions commands (regions, geometry) -------------------------------------
+
+
+def _floats(text: str | None, option: str, count: int | None = None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ApdError(f"{option} takes comma-separated numbers (got {text!r})") from None
+    if count is not None and len(values) != count:
+        raise ApdError(f"{option} takes {count} numbers (got {len(values)})")
+    return values
+
+
+@main.command()
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--box", default=None, metavar="UMIN,UMAX,VMIN,VMAX", help="Explicit box in plane coordinates.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@json_option
+def regions(run: str, anchors: str, device: str, scale: float, box: str | None, data_dir: str | None,
+            store: str | None, as_json: bool) -> None:
+    """Exact partition of the plane through three instances into activation regions.
+
+    A plane point (u, v) is origin + u*basis[0] + v*basis[1].
+    Example: apd regions --run digits-test --anchors 0,1,2 --json
+    """
+    from toolkit.regions.runs import plane_regions
+
+    idx = [int(v) for v in _floats(anchors, "--anchors", 3)]
+    with open_store(store, read_only=True) as s:
+        out = plane_regions(s, run, idx, device, scale, _floats(box, "--box", 4), data_dir)
+    emit(out, as_json, lambda: click.echo(
+        f"{run}: plane through instances {out['anchors']} (labels {out['anchor_labels']}): "
+        f"{out['regions']} regions, area {out['area']:.6g} of box {out['box_area']:.6g} "
+        f"({out['regions_per_area']:.4g} regions per unit area), {out['seconds']:.3f} s"
+    ))
+
+
+@main.command()
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--inradius", "with_inradius", is_flag=True,
+              help="Also solve one Chebyshev-centre LP per instance (about 1/60 s in 64-d, 0.6 s in 784-d).")
+@click.option("--segment", default=None, metavar="I,J", help="Only count the regions crossed between two instances.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@json_option
+def geometry(run: str, device: str, with_inradius: bool, segment: str | None, data_dir: str | None,
+             store: str | None, as_json: bool) -> None:
+    """Distance from every instance to its region's boundary, and the region's inradius,
+    written to Instance.boundary_dist / Instance.inradius.
+
+    Example: apd geometry --run digits-test --inradius
+    """
+    from toolkit.regions.runs import run_geometry, run_segment
+
+    if segment is not None:
+        ends = [int(v) for v in _floats(segment, "--segment", 2)]
+        with open_store(store, read_only=True) as s:
+            out = run_segment(s, run, ends, device, data_dir)
+        emit(out, as_json, lambda: click.echo(
+            f"{run}: {out['regions']} regions between instances {ends[0]} and {ends[1]} (length {out['length']:.4g})"))
+        return
+    with open_store(store) as s:
+        table = run_geometry(s, run, device, with_inradius, data_dir, progress=not as_json)
+
+    def human() -> None:
+        cols = [c for c in ("boundary_dist", "inradius") if c in table]
+        click.echo(f"{run}: {len(table)} instances; written to Instance.{' and Instance.'.join(cols)}")
+        click.echo(table[cols].describe().T[["mean", "min", "50%", "max"]].to_string())
+
+    emit(table, as_json, human)
 if __name__ == "__main__":
     main()
