@@ -15,7 +15,7 @@ from toolkit.store import StoreError, open_store
 from toolkit.store.schema import NODES
 
 URI = os.environ.get("APD_NEO4J_URI")
-pytestmark = pytest.mark.skipif(not URI, reason="APD_NEO4J_URI is not set: no Neo4j server to test against")
+needs_server = pytest.mark.skipif(not URI, reason="APD_NEO4J_URI is not set: no Neo4j server to test against")
 
 RUN = "apd-test-neo4j"
 
@@ -28,6 +28,7 @@ def neo():
         s.drop_run(RUN)
 
 
+@needs_server
 def test_same_named_query_same_frame_on_both_backends(neo, store):
     nodes, rels = random_apd(RUN, n=300, seed=11)
     for s in (neo, store):
@@ -39,6 +40,7 @@ def test_same_named_query_same_frame_on_both_backends(neo, store):
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
 
 
+@needs_server
 def test_rewrite_and_drop(neo):
     nodes, rels = random_apd(RUN, seed=12)
     neo.write(RUN, nodes, rels, replace=list(NODES))
@@ -49,12 +51,116 @@ def test_rewrite_and_drop(neo):
     assert neo.counts(RUN).sum() == 0
 
 
+@needs_server
 def test_read_refuses_writes(neo):
     with pytest.raises(StoreError, match="read-only"):
         neo.read("CREATE (:Label {uid: 'apd-test-x', run: $run, value: 1})", {"run": RUN})
 
 
+@needs_server
 def test_wrong_password(monkeypatch):
     monkeypatch.setenv("APD_NEO4J_PASSWORD", "definitely-not-the-password")
     with pytest.raises(StoreError, match="refused the credentials"):
         open_store(URI)
+
+
+# --- error mapping without a server: the driver is replaced by one that fails as Neo4j does ---
+
+
+class _FailingDriver:
+    """Stands in for `neo4j.GraphDatabase.driver(...)`: connects, or fails, as told."""
+
+    def __init__(self, connect_error=None, read_error=None):
+        self.connect_error, self.read_error = connect_error, read_error
+
+    def verify_connectivity(self):
+        if self.connect_error:
+            raise self.connect_error
+
+    def execute_query(self, *args, **kwargs):
+        return None
+
+    def session(self, **kwargs):
+        driver = self
+
+        class _Session:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def execute_read(self, *args):
+                raise driver.read_error
+
+        return _Session()
+
+    def close(self):
+        pass
+
+
+def _with_driver(monkeypatch, driver):
+    import neo4j
+
+    monkeypatch.setattr(neo4j.GraphDatabase, "driver", lambda uri, auth: driver)
+
+
+def test_wrong_password_is_one_line(monkeypatch, apd):
+    from neo4j.exceptions import AuthError
+
+    _with_driver(monkeypatch, _FailingDriver(AuthError("The client is unauthorized due to authentication failure.")))
+    monkeypatch.setenv("APD_NEO4J_USER", "alice")
+    apd.store_path = "bolt://db.invalid:7687"
+    result = apd("runs", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: Neo4j at bolt://db.invalid:7687 refused the credentials of user 'alice': "
+                             "set APD_NEO4J_USER / APD_NEO4J_PASSWORD\n")
+
+
+def test_write_through_cypher_is_refused_on_neo4j(monkeypatch, apd):
+    from neo4j.exceptions import ClientError
+
+    refusal = ClientError._hydrate_neo4j(code="Neo.ClientError.Statement.AccessMode",
+                                         message="Writing in read access mode not allowed.")
+    _with_driver(monkeypatch, _FailingDriver(read_error=refusal))
+    apd.store_path = "neo4j://db.invalid:7687"
+    result = apd("cypher", "CREATE (:Label {uid: 'x', run: 'x', value: 1})", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: refused: `apd cypher` is read-only; writes go through apd commands\n"
+
+
+def test_bulk_writes_are_batched_unwinds_of_plain_values():
+    """What the adapter sends for one Store.write: the linted neo4j/ statements, rows in
+    batches of BATCH, values the driver can serialise (no numpy scalars), in one transaction."""
+    from tests.apd_graph import random_apd
+    from toolkit.store import neo4j as adapter
+    from toolkit.store.schema import typed_nodes, typed_rels
+
+    nodes, rels = random_apd("r", n=25_000, seed=3)
+    steps = [("stmt", "MATCH (n:`Run`) WHERE n.run = $run DETACH DELETE n", {"run": "r"}),
+             ("nodes", "Instance", typed_nodes("Instance", nodes["Instance"])),
+             ("rels", "ACTIVATES", typed_rels("ACTIVATES", rels["ACTIVATES"]))]
+    sent = []
+
+    class _Tx:
+        def run(self, text, params):
+            sent.append((text, params))
+            return self
+
+        def consume(self):
+            return None
+
+    adapter._apply(_Tx(), steps)
+    assert sent[0] == steps[0][1:]
+    node_batches = [p["rows"] for t, p in sent if "CREATE (n:`Instance`)" in t]
+    assert [len(b) for b in node_batches] == [10_000, 10_000, 5_000]
+    assert node_batches[0][0] == {"uid": "r:i:0", "run": "r", "idx": 0, "label": int(nodes["Instance"]["label"][0]),
+                                  "pred": int(nodes["Instance"]["pred"][0]),
+                                  "correct": bool(nodes["Instance"]["correct"][0]), "forgetting": 0,
+                                  "never_learned": False, "cluster": -1}
+    rel_batches = [p["rows"] for t, p in sent if "CREATE (a)-[e:`ACTIVATES`]->(b)" in t]
+    assert sum(len(b) for b in rel_batches) == 25_000 * 3
+    first = rel_batches[0][0]
+    assert set(first) == {"src", "dst", "props"} and set(first["props"]) == {"layer"}
+    for row in node_batches[0][:100] + [r["props"] for r in rel_batches[0][:100]]:
+        assert all(type(v) in (str, int, float, bool) for v in row.values())
