@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from loaders.models import PLLayer, pl_layers
+from toolkit.device import resolve_device
 from toolkit.errors import ApdError
 
 _SHIFTS = torch.tensor([7, 6, 5, 4, 3, 2, 1, 0], dtype=torch.uint8)
@@ -73,17 +74,6 @@ class Recording:
     ids: np.ndarray
     pred: np.ndarray
     outputs: int
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA without it is a user mistake."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ApdError("--device cuda asked for, but torch sees no CUDA device: use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ApdError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
 
 
 def pack(z: torch.Tensor, kind: str, module: nn.Module) -> torch.Tensor:

@@ -78,6 +78,20 @@ def emit(data: Any, as_json: bool, human: Callable[[], None] | None = None) -> N
         click.echo(data)
 
 
+def numbers(text: str | None, option: str, kind: type = int, count: int | None = None) -> list | None:
+    """`32,32,32` -> [32, 32, 32] (None stays None); anything else is a one-line user error."""
+    if text is None:
+        return None
+    try:
+        values = [kind(v) for v in text.split(",")]
+    except ValueError:
+        what, example = ("integers", "32,32,32") if kind is int else ("numbers", "-1.5,2,0,3.5")
+        raise ApdError(f"{option} takes comma-separated {what}, e.g. {example} (got {text!r})") from None
+    if count is not None and len(values) != count:
+        raise ApdError(f"{option} takes {count} numbers (got {len(values)})")
+    return values
+
+
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     """`-p key=value` pairs; values that parse as JSON (numbers, lists, booleans) are typed."""
     params: dict[str, Any] = {}
@@ -165,16 +179,6 @@ def drop(run: str, store: str | None, as_json: bool) -> None:
 # --- loaders commands (data, train, ingest, demo) ------------------------------
 
 
-def _int_list(text: str | None, option: str) -> list[int]:
-    """`32,32,32` -> [32, 32, 32]; anything else is a one-line user error."""
-    if not text:
-        return []
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise ApdError(f"{option} takes comma-separated integers, e.g. 32,32,32 (got {text!r})") from None
-
-
 _data_dir_option = click.option(
     "--data-dir", default=None, metavar="DIR", help="Data cache and IDX files. Default: APD_DATA_DIR or ~/.cache/apd."
 )
@@ -226,7 +230,7 @@ def train_cmd(dataset: str, hidden: str, epochs: int, out: str, snapshots: str |
     """
     from loaders.train import train
 
-    out_info = train(dataset, _int_list(hidden, "--hidden"), epochs, out, _int_list(snapshots, "--snapshots"),
+    out_info = train(dataset, numbers(hidden, "--hidden"), epochs, out, numbers(snapshots, "--snapshots") or [],
                      activation, density, optimizer, lr, batch_size, seed, data_dir, progress=not as_json)
     emit(out_info, as_json, lambda: click.echo(
         f"{out_info['arch']} on {out_info['dataset']}, {epochs} epochs: train accuracy {out_info['train_accuracy']:.3f}, "
@@ -393,18 +397,6 @@ def evolution(runs: str, store: str | None, as_json: bool) -> None:
 # --- regions commands (regions, geometry) -------------------------------------
 
 
-def _floats(text: str | None, option: str, count: int | None = None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ApdError(f"{option} takes comma-separated numbers (got {text!r})") from None
-    if count is not None and len(values) != count:
-        raise ApdError(f"{option} takes {count} numbers (got {len(values)})")
-    return values
-
-
 @main.command()
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
@@ -423,9 +415,9 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
     """
     from toolkit.regions.runs import plane_regions
 
-    idx = [int(v) for v in _floats(anchors, "--anchors", 3)]
+    idx = numbers(anchors, "--anchors", count=3)
     with open_store(store, read_only=True) as s:
-        out = plane_regions(s, run, idx, device, scale, _floats(box, "--box", 4), data_dir)
+        out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir)
     emit(out, as_json, lambda: click.echo(
         f"{run}: plane through instances {out['anchors']} (labels {out['anchor_labels']}): "
         f"{out['regions']} regions, area {out['area']:.6g} of box {out['box_area']:.6g} "
@@ -452,7 +444,7 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
     from toolkit.regions.runs import run_geometry, run_segment
 
     if segment is not None:
-        ends = [int(v) for v in _floats(segment, "--segment", 2)]
+        ends = numbers(segment, "--segment", count=2)
         with open_store(store, read_only=True) as s:
             out = run_segment(s, run, ends, device, data_dir)
         emit(out, as_json, lambda: click.echo(

@@ -14,7 +14,9 @@ from scipy.optimize import linprog
 from torch import nn
 
 from .network import PLNet, pieces, pl_network, state_of
-from .partition import SNAP, resolve_device
+from toolkit.device import resolve_device
+
+from .partition import SNAP
 
 
 @dataclass

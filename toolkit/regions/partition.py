@@ -19,7 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from toolkit.device import resolve_device
+
 from . import polygons as pg
+
 from .network import Activation, PLNet, pieces, pl_network, state_of
 from .plane import Plane
 
@@ -95,15 +98,6 @@ class Partition:
             "regions_per_area": self.regions_per_area,
             "seconds": self.seconds,
         }
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return dev
 
 
 @dataclass
