@@ -22,7 +22,6 @@ from torch import nn
 from toolkit.device import resolve_device
 
 from . import polygons as pg
-
 from .network import Activation, PLNet, pieces, pl_network, state_of
 from .plane import Plane
 
