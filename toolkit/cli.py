@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 import pandas as pd
 
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, no_such_run
 from toolkit.store import open_store, queries
 
 
@@ -172,7 +172,7 @@ def drop(run: str, store: str | None, as_json: bool) -> None:
     with open_store(store) as s:
         removed = s.drop_run(run)
     if not removed:
-        raise ApdError(f"no run named {run!r} in the store (`apd runs` lists them)")
+        raise no_such_run(run)
     emit({"run": run, "nodes_removed": removed}, as_json, lambda: click.echo(f"dropped {run}: {removed} nodes"))
 
 

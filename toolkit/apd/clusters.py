@@ -12,6 +12,7 @@ import igraph as ig
 import numpy as np
 import pandas as pd
 
+from toolkit.apd.hardness import log2_bin
 from toolkit.apd.runs import read_patterns
 from toolkit.apd.splitting import EPS, SplitResult, split
 from toolkit.errors import ApdError
@@ -66,7 +67,7 @@ def history_stats(result: SplitResult) -> tuple[dict, pd.DataFrame]:
     depth = np.asarray(tree.distances(source=0, mode="out")[0])
     leaves = np.asarray(tree.outdegree()) == 0
     leaf_sizes = c["size"].to_numpy()[leaves]
-    bins = np.frexp(leaf_sizes)[1] - 1  # floor(log2(size)), exact for integers
+    bins = log2_bin(leaf_sizes)
     dist = pd.Series(bins).value_counts().sort_index()
     stats = {
         "clusters": len(c),

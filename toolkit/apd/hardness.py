@@ -25,9 +25,14 @@ class Hardness:
     summary: dict
 
 
+def log2_bin(sizes: np.ndarray) -> np.ndarray:
+    """floor(log2(size)) for positive integer sizes, exact (no float log rounding)."""
+    return np.frexp(np.asarray(sizes))[1] - 1
+
+
 def size_bins(sizes: pd.DataFrame) -> pd.DataFrame:
     """Per-size rows (size, clusters, instances, errors, forgetting) -> per log2 bin with shares."""
-    b = np.frexp(sizes["size"].to_numpy())[1] - 1  # floor(log2(size)), exact for integers
+    b = log2_bin(sizes["size"].to_numpy())
     out = sizes.assign(bin=b).groupby("bin").agg(
         clusters=("clusters", "sum"), instances=("instances", "sum"),
         errors=("errors", "sum"), forgetting=("forgetting", "sum")).reset_index()

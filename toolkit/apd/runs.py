@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, no_such_run
 from toolkit.store import Store
 
 
@@ -30,7 +30,7 @@ def run_layers(store: Store, run: str) -> int:
     """The run's number of hidden layers L; ApdError for an unknown run or one without instances."""
     meta = store.query("run_meta", run=run)
     if meta.empty:
-        raise ApdError(f"no run named {run!r} in the store (`apd runs` lists them)")
+        raise no_such_run(run)
     if int(meta["instances"].iloc[0]) == 0:
         raise ApdError(f"run {run!r} has no instances: ingest it again with `apd ingest`")
     return int(meta["layers"].iloc[0])

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from loaders.datasets import Dataset, load_dataset
 from loaders.models import file_hash, load_model
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, no_such_run
 from toolkit.regions.geometry import boundary_distance, inradius, segment_regions
 from toolkit.regions.partition import partition
 from toolkit.regions.plane import check_anchor_indices, plane_from_anchors
@@ -37,7 +37,7 @@ def run_source(store: Store, run: str, data_dir: str | os.PathLike | None = None
     runs = store.query("runs")
     row = runs[runs["run"] == run]
     if row.empty:
-        raise ApdError(f"no run named {run!r} in the store (`apd runs` lists them)")
+        raise no_such_run(run)
     meta = row.iloc[0]
     if not os.path.isfile(meta["model"]):
         raise ApdError(f"the model of run {run!r} is gone: {meta['model']}")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from toolkit.errors import ApdError
 from toolkit.store import queries
-from toolkit.store.schema import NODES, RELS, typed_nodes, typed_rels
+from toolkit.store.schema import NODES, typed_nodes, typed_rels
 
 
 class StoreError(ApdError):
