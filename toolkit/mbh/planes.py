@@ -25,7 +25,8 @@ class PlaneSpec:
 
 
 def random_anchors(labels: np.ndarray, n: int, seed: int = 0) -> list[list[int]]:
-    """n anchor triples, each three samples of three distinct random classes."""
+    """n anchor triples, each three samples of three distinct random classes; the first
+    planes of a seed are the same whatever n."""
     classes = np.unique(labels)
     if len(classes) < 3:
         raise ApdError(f"random planes need samples of 3 classes, the run has {len(classes)}")
@@ -35,8 +36,9 @@ def random_anchors(labels: np.ndarray, n: int, seed: int = 0) -> list[list[int]]
     order = np.argsort(labels, kind="stable")
     starts = np.searchsorted(labels[order], classes)
     sizes = np.bincount(np.searchsorted(classes, labels), minlength=len(classes))
-    picked = np.argsort(rng.random((n, len(classes))), axis=1)[:, :3]  # 3 distinct classes per plane
-    offsets = (rng.random((n, 3)) * sizes[picked]).astype(np.int64)  # one random sample of each
+    draws = rng.random((n, len(classes) + 3))  # one row per plane: more planes extend, never reshuffle
+    picked = np.argsort(draws[:, :-3], axis=1)[:, :3]  # 3 distinct classes per plane
+    offsets = (draws[:, -3:] * sizes[picked]).astype(np.int64)  # one random sample of each
     return order[starts[picked] + offsets].tolist()
 
 
