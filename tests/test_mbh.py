@@ -116,13 +116,16 @@ def mbh_run(tmp_path_factory):
 
 
 def _last_states(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    """Independent forward pass: ReLU states (z > 0) of the last ReLU's input."""
+    """Independent forward pass: states of the last activation's input, ReLU z > 0 and
+    Hardtanh (z > min) + (z > max)."""
     h = torch.as_tensor(x, dtype=torch.float64)
     last = None
     with torch.no_grad():
         for module in model.double():
             if isinstance(module, torch.nn.ReLU):
                 last = (h > 0).numpy().astype(np.int8)
+            elif isinstance(module, torch.nn.Hardtanh):
+                last = ((h > module.min_val).numpy().astype(np.int8) + (h > module.max_val).numpy())
             h = module(h)
     model.float()
     return last
@@ -221,3 +224,31 @@ def test_named_queries_match_pandas(mbh_run):
         assert [row.umin, row.umax, row.vmin, row.vmax] == pytest.approx(p["box"])
         assert row.regions == p["regions"] and row.blankets == 40
         assert row.s == pytest.approx(np.mean([v for per in p["s"].values() for v in per.values()]))
+
+
+def test_hardtanh_three_states_agree_between_graph_partition_and_grid(tmp_path):
+    model_path = tmp_path / "h.pt"
+    train("digits", [16, 16], epochs=2, out=model_path, activation="hardtanh", progress=False)
+    store = str(tmp_path / "h.lbug")
+    ingest(model_path, "digits", "test", "h", store, device="cpu")
+    with open_store(store) as s:
+        out = run_mbh(s, "h", [0.6, 1.0], anchors=[3, 10, 42], device="cpu", scale=6.0)
+    model, data = load_model(model_path), load_dataset("digits", "test")
+    states = _last_states(model, data.x)
+    assert {1, 2} <= set(np.unique(states).tolist())  # beyond what two-state code would read
+    mp = maximal_patterns(states, data.y, list(range(10)), [0.6, 1.0])
+    plane = out["planes"][0]
+    umin, umax, vmin, vmax = plane["box"]
+    n = 250
+    uu, vv = np.meshgrid(umin + (np.arange(n) + 0.5) * (umax - umin) / n, vmin + (np.arange(n) + 0.5) * (vmax - vmin) / n)
+    grid = _last_states(model, np.array(plane["origin"]) + np.stack([uu.ravel(), vv.ravel()], 1) @ np.array(plane["basis"]))
+    assert set(np.unique(grid).tolist()) == {0, 1, 2}  # the plane crosses all three states
+    nontrivial = 0
+    for k, key in enumerate(("0.6", "1")):
+        for c in range(10):
+            req = _required(out, key, c, states.shape[1])
+            np.testing.assert_array_equal(req, mp.required[k, c])
+            inside = ((req < 0) | (grid == req)).all(1).mean()
+            assert plane["s"][key][str(c)] == pytest.approx(1 - inside, abs=0.015), (key, c)
+            nontrivial += 0.05 < inside < 0.95
+    assert nontrivial >= 5

@@ -55,11 +55,14 @@ def test_mbh_writes_replaces_and_drop_removes(apd, run_d):
     rels = _rels(apd.store_path)
     assert rels["CONSTRAINS"] == req and rels["MEASURED"] == 2 * 20 and rels["COVERS"] == out["stored"]["covers"]
     # a re-run replaces (fewer blankets this time), never duplicates
-    apd.json("mbh", "--run", "d", "--coverage", "0.9", "--planes", "3", "--classes", "0,3,9", "--device", "cpu")
+    again = apd.json("mbh", "--run", "d", "--coverage", "0.9", "--planes", "3", "--classes", "0,3,9", "--greedy",
+                     "joint", "--device", "cpu")
+    assert again["greedy"] == "joint" and set(again["classes"]["0.9"]) == {"0", "3", "9"}
     counts = _counts(apd.store_path, "d")
     assert counts["Blanket"] == 3 and counts["Plane"] == 3 and _rels(apd.store_path)["MEASURED"] == 9
     blankets = apd.json("query", "blankets", "-p", "run=d")
-    assert sorted(b["class"] for b in blankets) == [0, 3, 9] and all(b["coverage"] == 0.9 for b in blankets)
+    assert sorted(b["class"] for b in blankets) == [0, 3, 9]
+    assert all(b["coverage"] == 0.9 and b["greedy"] == "joint" for b in blankets)
     apd("drop", "--run", "d")
     assert all(_counts(apd.store_path, "d").get(t, 0) == 0 for t in MBH_LABELS)
     assert _rels(apd.store_path) == {"CONSTRAINS": 0, "COVERS": 0, "MEASURED": 0}
