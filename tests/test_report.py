@@ -1,8 +1,6 @@
 """`apd report`, the Sankey counts, and the report rendered in a real (headless) browser."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
