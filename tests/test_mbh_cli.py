@@ -126,3 +126,11 @@ def test_mbh_sweep_table(apd, tmp_path):
         assert row["s"] == pytest.approx(np.mean([b["s"] for b in blankets]))
         anchors |= {p["anchors"] for p in apd.json("query", "planes", "-p", f"run={row['run']}")}
     assert len(anchors) == 1  # every net measured on the same plane
+
+
+def test_plot_plane_draws_the_blanket_that_mbh_measures(apd, run_d, tmp_path):
+    out = apd.json("mbh", "--run", "d", "--anchors", "5,17,40", "--coverage", "0.8", "--device", "cpu")
+    pic = apd.json("plot", "plane", "--run", "d", "--anchors", "5,17,40", "--class", "3", "--coverage", "0.8",
+                   "--out", str(tmp_path / "p.png"), "--device", "cpu")
+    assert pic["s"] == pytest.approx(out["planes"][0]["s"]["0.8"]["3"], abs=1e-9)
+    assert pic["regions"] == out["planes"][0]["regions"] and (tmp_path / "p.png").stat().st_size > 10_000

@@ -531,14 +531,20 @@ def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out:
 
     if Path(out).suffix.lower() not in FORMATS:
         raise ApdError(f"--out must end in .png or .svg (got {Path(out).name!r})")
-    if class_ is not None:
-        raise ApdError("--class needs the MBH module (toolkit.mbh.blanket), which this build lacks")
+    blanket, s_class = None, None
     with open_store(store, read_only=True) as s:
         rp = run_plane(s, run, numbers(anchors, "--anchors", count=3), device, scale, data_dir)
+        if class_ is not None:
+            from toolkit.mbh.runs import class_blanket
+
+            blanket, s_class = class_blanket(s, run, rp.part, class_, coverage, data_dir=data_dir)
     text = [f"#{i} (label {y})" for i, y in zip(rp.anchors, rp.anchor_labels)]
-    path = save_picture(plane_picture(rp.part, rp.anchors_uv, text, title=f"{run}: plane through {rp.anchors}"), out)
+    path = save_picture(plane_picture(rp.part, rp.anchors_uv, text, blanket, s_class,
+                                      title=f"{run}: plane through {rp.anchors}"), out)
     info = {"run": run, "out": str(path), "anchors": rp.anchors, "anchor_labels": rp.anchor_labels,
             "regions": rp.part.count, "bytes": path.stat().st_size}
+    if class_ is not None:
+        info.update({"class": class_, "coverage": coverage, "s": s_class})
     emit(info, as_json, lambda: click.echo(f"{path}: {rp.part.count} regions, anchors {rp.anchors}"))
 
 

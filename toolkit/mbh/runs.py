@@ -22,6 +22,7 @@ from toolkit.errors import ApdError
 from toolkit.mbh.blanket import blanket_area, blanket_mask, specialization
 from toolkit.mbh.pattern import MaximalPatterns, check_coverages, maximal_patterns
 from toolkit.mbh.planes import PlaneSpec, anchor_plane, random_planes, saved_planes
+from toolkit.regions.partition import Partition
 from toolkit.regions.runs import plane_node, plane_partition, run_source
 from toolkit.store import Store
 
@@ -54,6 +55,19 @@ def last_layer_states(store: Store, run: str, model: torch.nn.Module, x: np.ndar
     states = decode_bits(frame["bits"].to_numpy()[first], last.neurons, last.kind)
     return LayerStates(layer, last.kind, uids, states, rows, frame["label"].to_numpy(np.int64),
                        frame["n"].to_numpy(np.int64))
+
+
+def class_blanket(store: Store, run: str, part: Partition, cls: int, coverage: float,
+                  greedy: str = "individual", data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, float]:
+    """The blanket of class `cls` at `coverage` on an existing partition of one of the run's
+    planes (e.g. for a picture): bool mask over its regions, and s."""
+    src = run_source(store, run, data_dir)
+    layer = last_layer_states(store, run, src.model, src.data.x)
+    if cls not in set(layer.labels[layer.counts > 0].tolist()):
+        raise ApdError(f"class {cls} has no samples in run {run!r}")
+    mp = maximal_patterns(layer.states[layer.rows], layer.labels, [cls], [coverage], greedy, layer.counts)
+    mask = blanket_mask(part.layer_pattern(len(part.widths) - 1), mp.required[0, 0])
+    return mask.numpy(), float(specialization(float(blanket_area(part.area, mask)), part.plane.box_area))
 
 
 def _key(coverage: float) -> str:
