@@ -218,6 +218,12 @@ def test_named_queries_match_pandas(mbh_run):
     expect_idx = np.flatnonzero(((req < 0) | (states == req)).all(1))
     assert covered["idx"].tolist() == expect_idx.tolist()
     assert (covered["label"].to_numpy() == data.y[expect_idx]).all()
+    # the Browser kit's blanket_patterns: the same blanket's patterns = those of its instances
+    with open_store(store, read_only=True) as s:
+        bp = s.query("browser/blanket_patterns", run="d", **{"class": 4})
+    mine = bp[np.isclose(bp["coverage"], 0.8)]
+    keys = last[last["idx"].isin(expect_idx)]["key"]
+    assert set(mine["pattern_uid"]) == set("d:p:3:" + keys)
     # planes: anchors and boxes as returned, and mean s over their MEASURED edges
     assert planes["anchors"].tolist() == [",".join(map(str, p["anchors"])) for p in out["planes"]]
     for row, p in zip(planes.itertuples(), out["planes"]):
