@@ -4,7 +4,6 @@ and the named queries against pandas."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -131,6 +130,16 @@ def _last_states(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     return last
 
 
+def _grid_states(model: torch.nn.Module, plane: dict, n: int) -> np.ndarray:
+    """Last-layer states at the centres of an n x n grid of cells over a JSON plane's box."""
+    umin, umax, vmin, vmax = plane["box"]
+    u = umin + (np.arange(n) + 0.5) * (umax - umin) / n
+    v = vmin + (np.arange(n) + 0.5) * (vmax - vmin) / n
+    uu, vv = np.meshgrid(u, v)
+    pts = np.array(plane["origin"]) + np.stack([uu.ravel(), vv.ravel()], 1) @ np.array(plane["basis"])
+    return _last_states(model, pts)
+
+
 def _required(out: dict, key: str, cls: int, h: int) -> np.ndarray:
     req = np.full(h, -1, dtype=np.int8)
     for i, status in out["classes"][key][str(cls)]["constraints"]:
@@ -172,13 +181,7 @@ def test_blankets_are_nested_and_s_never_falls_as_coverage_falls(mbh_run):
 def test_s_per_class_matches_a_dense_grid(mbh_run):
     _, model, _, out = mbh_run
     plane = out["planes"][0]
-    umin, umax, vmin, vmax = plane["box"]
-    n = 300
-    u = umin + (np.arange(n) + 0.5) * (umax - umin) / n  # cell centres
-    v = vmin + (np.arange(n) + 0.5) * (vmax - vmin) / n
-    uu, vv = np.meshgrid(u, v)
-    pts = np.array(plane["origin"]) + np.stack([uu.ravel(), vv.ravel()], 1) @ np.array(plane["basis"])
-    states = _last_states(model, pts)
+    states = _grid_states(model, plane, 300)
     checked = 0
     for key in ("0.8", "1"):
         for c in range(10):
@@ -244,10 +247,7 @@ def test_hardtanh_three_states_agree_between_graph_partition_and_grid(tmp_path):
     assert {1, 2} <= set(np.unique(states).tolist())  # beyond what two-state code would read
     mp = maximal_patterns(states, data.y, list(range(10)), [0.6, 1.0])
     plane = out["planes"][0]
-    umin, umax, vmin, vmax = plane["box"]
-    n = 250
-    uu, vv = np.meshgrid(umin + (np.arange(n) + 0.5) * (umax - umin) / n, vmin + (np.arange(n) + 0.5) * (vmax - vmin) / n)
-    grid = _last_states(model, np.array(plane["origin"]) + np.stack([uu.ravel(), vv.ravel()], 1) @ np.array(plane["basis"]))
+    grid = _grid_states(model, plane, 250)
     assert set(np.unique(grid).tolist()) == {0, 1, 2}  # the plane crosses all three states
     nontrivial = 0
     for k, key in enumerate(("0.6", "1")):
