@@ -55,7 +55,7 @@ def test_mbh_writes_replaces_and_drop_removes(apd, run_d):
     rels = _rels(apd.store_path)
     assert rels["CONSTRAINS"] == req and rels["MEASURED"] == 2 * 20 and rels["COVERS"] == out["stored"]["covers"]
     # a re-run replaces (fewer blankets this time), never duplicates
-    again = apd.json("mbh", "--run", "d", "--coverage", "0.9", "--planes", "3", "--classes", "0,3,9", "--greedy",
+    again = apd.json("mbh", "--run", "d", "--coverage", "0.9", "--planes", "3", "--classes", "0,3,9,3", "--greedy",
                      "joint", "--device", "cpu")
     assert again["greedy"] == "joint" and set(again["classes"]["0.9"]) == {"0", "3", "9"}
     counts = _counts(apd.store_path, "d")

@@ -100,7 +100,7 @@ def run_mbh(
     src = run_source(store, run, data_dir)  # refuses a missing or changed model file
     layer = last_layer_states(store, run, src.model, src.data.x)
     present = np.unique(layer.labels[layer.counts > 0])
-    classes = present.tolist() if classes is None else [int(c) for c in classes]
+    classes = present.tolist() if classes is None else list(dict.fromkeys(int(c) for c in classes))
     for c in classes:
         if c not in present:
             raise ApdError(f"class {c} has no samples in run {run!r} (classes present: {present.tolist()})")
