@@ -85,7 +85,10 @@ def numbers(text: str | None, option: str, kind: type = int, count: int | None =
     try:
         values = [kind(v) for v in text.split(",")]
     except ValueError:
-        what, example = ("integers", "32,32,32") if kind is int else ("numbers", "-1.5,2,0,3.5")
+        if kind is int:
+            what, example = "integers", ",".join(map(str, range(count))) if count else "32,32,32"
+        else:
+            what, example = "numbers", "-1.5,2,0,3.5"
         raise ApdError(f"{option} takes comma-separated {what}, e.g. {example} (got {text!r})") from None
     if count is not None and len(values) != count:
         raise ApdError(f"{option} takes {count} numbers (got {len(values)})")
@@ -113,12 +116,25 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @store_option
 @json_option
 def runs(store: str | None, as_json: bool) -> None:
-    """List the runs in the store with their node counts.
+    """List the runs in the store: a compact table, every property and node count with --json.
 
     Example: apd runs --json
     """
     with open_store(store) as s:
-        emit(s.runs(), as_json)
+        table = s.runs()
+    compact = ["run", "model", "dataset", "split", "instances", "accuracy", "layers"]
+
+    def human() -> None:
+        if not len(table):
+            click.echo("(no rows)")
+            return
+        short = table[compact].assign(
+            model=table["model"].map(lambda m: str(m).rsplit("/", 1)[-1]),
+            accuracy=table["accuracy"].round(4),
+        )
+        click.echo(short.to_string(index=False))
+
+    emit(table, as_json, human)
 
 
 @main.command()
@@ -130,7 +146,7 @@ def runs(store: str | None, as_json: bool) -> None:
 def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | None, as_json: bool) -> None:
     """Run a named query from cypher/ with parameters.
 
-    Example: apd query flows -p run=digits-test -p layers=[2,3]
+    Example: apd query layer_summary -p run=digits-test
     """
     if list_ or not name:
         table = pd.DataFrame(
@@ -139,10 +155,21 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
         emit(table, as_json)
         return
     given = parse_params(params)
-    missing = sorted(set(queries.parameters(name)) - set(given))
+    wanted = queries.parameters(name)
+    missing = sorted(set(wanted) - set(given))
     if missing:
         raise ApdError(f"query {name!r} needs parameters {', '.join(missing)} (-p KEY=VALUE)")
+    unknown = sorted(set(given) - set(wanted))
+    if unknown:
+        takes = ", ".join(wanted) or "none"
+        raise ApdError(f"query {name!r} has no parameter {', '.join(unknown)} (its parameters: {takes})")
     with open_store(store) as s:
+        asked = [given["run"]] if "run" in given else []
+        asked += given["runs"] if isinstance(given.get("runs"), list) else []
+        known = set(s.query("runs")["run"])
+        for r in asked:
+            if r not in known:
+                raise no_such_run(str(r))
         emit(s.query(name, **given), as_json)
 
 
@@ -331,7 +358,8 @@ def split(run: str, target: str, store: str | None, as_json: bool) -> None:
 @click.option("--layers", default=None, metavar="L1,L2", help="Hidden layers (1-based); default the last two.")
 @click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1),
               help="Keep flows with at least this many instances.")
-@click.option("--top", default=20, show_default=True, help="Flows to print (all with --json).")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Flows to print (0: only the summary line; all with --json).")
 @store_option
 @json_option
 def flows(run: str, layers: str | None, min_strength: int, top: int, store: str | None, as_json: bool) -> None:
@@ -349,7 +377,10 @@ def flows(run: str, layers: str | None, min_strength: int, top: int, store: str 
         purity = float((table["purity"] * table["strength"]).sum() / covered) if covered else 0.0
         click.echo(f"{run}: {len(table)} flows over layers {chosen}, {covered} instances, "
                    f"weighted purity {purity:.4f}, {int(table['errors'].sum())} errors")
-        click.echo(table.head(top).to_string(index=False) if len(table) else "(no flows)")
+        if not len(table):
+            click.echo("(no flows)")
+        elif top:
+            click.echo(table.head(top).to_string(index=False))
 
     emit(table, as_json, human)
 
@@ -401,7 +432,7 @@ def evolution(runs: str, store: str | None, as_json: bool) -> None:
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--scale", default=1.2, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--box", default=None, metavar="UMIN,UMAX,VMIN,VMAX", help="Explicit box in plane coordinates.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option
@@ -444,6 +475,8 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
     from toolkit.regions.runs import run_geometry, run_segment
 
     if segment is not None:
+        if with_inradius:
+            raise ApdError("--inradius does not apply to --segment (it only counts the regions on the segment)")
         ends = numbers(segment, "--segment", count=2)
         with open_store(store, read_only=True) as s:
             out = run_segment(s, run, ends, device, data_dir)
