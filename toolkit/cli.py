@@ -492,5 +492,49 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
         click.echo(table[cols].describe().T[["mean", "min", "50%", "max"]].to_string())
 
     emit(table, as_json, human)
+
+
+# --- export (tables as CSV / Parquet, a whole run for neo4j-admin) -------------
+
+
+@main.command("export")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--what", type=click.Choice(["instances", "patterns", "flows", "clusters"]), default=None,
+              help="The table to write (with --format csv / parquet).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "neo4j-admin"]), default="csv", show_default=True,
+              help="neo4j-admin: the whole run as header + data CSVs and an import.sh, in folder --out.")
+@click.option("--out", required=True, metavar="FILE|DIR", help="Output file (csv, parquet) or folder (neo4j-admin).")
+@click.option("--layers", default=None, metavar="L1,L2", help="Flows: hidden layers (1-based); default the last two.")
+@click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1), help="Flows: smallest kept.")
+@store_option
+@json_option
+def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | None, min_strength: int,
+               store: str | None, as_json: bool) -> None:
+    """Write a run's instances, patterns, flows or clusters as CSV / Parquet, or the whole
+    run as input for `neo4j-admin database import full` (the way to load millions of instances).
+
+    Example: apd export --run digits-test --what patterns --format parquet --out patterns.parquet
+    """
+    from toolkit.export import export_admin, export_table
+
+    if fmt == "neo4j-admin":
+        if what is not None or layers is not None:
+            raise ApdError("--format neo4j-admin exports the whole run: leave out --what and --layers")
+        with open_store(store, read_only=True) as s:
+            info = export_admin(s, run, out)
+        total = sum(f["rows"] for f in info["nodes"]), sum(f["rows"] for f in info["relationships"])
+        emit(info, as_json, lambda: click.echo(
+            f"{run}: {total[0]} nodes in {len(info['nodes'])} files, {total[1]} relationships in "
+            f"{len(info['relationships'])} files -> {info['path']}/ (load with {info['path']}/import.sh)"))
+        return
+    if what is None:
+        raise ApdError(f"--format {fmt} needs --what instances|patterns|flows|clusters")
+    if layers is not None and what != "flows":
+        raise ApdError("--layers applies to --what flows only")
+    with open_store(store, read_only=True) as s:
+        info = export_table(s, run, what, fmt, out, layers, min_strength)
+    emit(info, as_json, lambda: click.echo(f"{run}: {info['rows']} {what} -> {info['path']}"))
+
+
 if __name__ == "__main__":
     main()

@@ -69,6 +69,10 @@ class Store(ABC):
         """Run the named file `cypher/<name>.cypher` with parameters."""
         return _with_columns(self._run(queries.body(name), params), name)
 
+    def query_template(self, name: str, identifiers: Mapping[str, str], **params: Any) -> pd.DataFrame:
+        """Run a template file with schema identifiers (labels, types, properties) filled in."""
+        return _with_columns(self._run(queries.body(name, **identifiers), params), name)
+
     def write(
         self,
         run: str,
