@@ -178,10 +178,13 @@ def world(tmp_path_factory):
     (base / "ro").chmod(0o755)
 
 
-def _state(store: str):
+def _state(store: str) -> tuple:
+    """Node counts per label and run, the runs' properties, and per-layer errors (which a
+    stray SET on Instance.label would change)."""
     with open_store(store, read_only=True) as s:
-        return s.counts().sort_values(["label", "run"], ignore_index=True).to_dict("records"), \
-            s.runs().drop(columns="created").to_dict("records")
+        return (s.counts().sort_values(["label", "run"], ignore_index=True).to_dict("records"),
+                s.query("runs").to_dict("records"),
+                s.query("layer_summary", run="digits-test").to_dict("records"))
 
 
 def _invoke(world: dict, tmp_path: Path, args: list[str]):
