@@ -76,6 +76,11 @@ def test_demo_split_flows_hardness_and_every_named_query(bolt, tmp_path):
     for name in queries.names():
         args = as_options(params(name, run=RUNS[1], runs=list(RUNS)))
         _same(arc.json("query", name, *args), lbug.json("query", name, *args), f"query {name}")
+    with open_store(bolt, read_only=True) as a, open_store(lbug.store_path, read_only=True) as b:
+        for name in queries.names():  # the same frame, dtypes included (pandas 3 infers `str`)
+            p = params(name, run=RUNS[1], runs=list(RUNS))
+            fa, fb = a.query(name, **p), b.query(name, **p)
+            assert fa.dtypes.astype(str).tolist() == fb.dtypes.astype(str).tolist(), name
     print(f"\nBolt smoke: demo, split, flows, hardness and {len(queries.names())} named queries "
           f"equal on {bolt} (ArcadeDB) and LadybugDB")
 

@@ -521,7 +521,7 @@ def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | Non
         if what is not None or layers is not None:
             raise ApdError("--format neo4j-admin exports the whole run: leave out --what and --layers")
         with open_store(store, read_only=True) as s:
-            info = export_admin(s, run, out)
+            info = export_admin(s, run, out, progress=not as_json)
         total = sum(f["rows"] for f in info["nodes"]), sum(f["rows"] for f in info["relationships"])
         emit(info, as_json, lambda: click.echo(
             f"{run}: {total[0]} nodes in {len(info['nodes'])} files, {total[1]} relationships in "

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from toolkit.apd.flows import parse_layers, query_flows
 from toolkit.apd.runs import run_layers
@@ -123,7 +124,7 @@ def _admin_csv(frame: pd.DataFrame, header: list[str], folder: Path, name: str) 
     return {"name": name, "rows": len(frame), "header": f"{name}.header.csv", "data": f"{name}.csv"}
 
 
-def export_admin(store: Store, run: str, out: str | os.PathLike) -> dict:
+def export_admin(store: Store, run: str, out: str | os.PathLike, progress: bool = False) -> dict:
     """The whole run as `neo4j-admin database import full` input in folder `out`, plus import.sh.
 
     Node files carry `uid:ID` (uids are unique across runs: one ID space), typed property
@@ -137,15 +138,18 @@ def export_admin(store: Store, run: str, out: str | os.PathLike) -> dict:
     _check_run(store, run)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    bar = tqdm(total=len(NODES) + len(RELS), desc="export", unit="table", disable=not progress)
     try:
         nodes, rels = [], []
         for name, spec in NODES.items():
             frame = read_nodes(store, run, name)
+            bar.update()
             if len(frame):
                 header = [f"{p}:ID" if p == "uid" else f"{p}{ADMIN_TYPES[t]}" for p, t in spec.props.items()]
                 nodes.append(_admin_csv(frame.assign(**{":LABEL": name}), header + [":LABEL"], tmp, name))
         for name, rel in RELS.items():
             frame = read_rels(store, run, name)
+            bar.update()
             if len(frame):
                 frame.insert(2, ":TYPE", name)
                 header = [":START_ID", ":END_ID", ":TYPE"] + [f"{p}{ADMIN_TYPES[t]}" for p, t in rel.props.items()]
@@ -158,6 +162,8 @@ def export_admin(store: Store, run: str, out: str | os.PathLike) -> dict:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        bar.close()
     return {"run": run, "format": "neo4j-admin", "path": str(out), "nodes": nodes, "relationships": rels}
 
 
