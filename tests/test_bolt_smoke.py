@@ -81,7 +81,14 @@ def test_demo_split_flows_hardness_and_every_named_query(bolt, tmp_path):
             p = params(name, run=RUNS[1], runs=list(RUNS))
             fa, fb = a.query(name, **p), b.query(name, **p)
             assert fa.dtypes.astype(str).tolist() == fb.dtypes.astype(str).tolist(), name
-    print(f"\nBolt smoke: demo, split, flows, hardness and {len(queries.names())} named queries "
+    a_dir, b_dir = tmp_path / "arcadedb-admin", tmp_path / "ladybug-admin"  # the export templates over Bolt
+    arc.json("export", "--run", RUNS[1], "--format", "neo4j-admin", "--out", str(a_dir))
+    lbug.json("export", "--run", RUNS[1], "--format", "neo4j-admin", "--out", str(b_dir))
+    assert sorted(p.name for p in a_dir.iterdir()) == sorted(p.name for p in b_dir.iterdir())
+    for f in b_dir.glob("*.csv"):
+        if f.name != "Run.csv":  # `created` differs
+            assert sorted(f.read_text().splitlines()) == sorted((a_dir / f.name).read_text().splitlines()), f.name
+    print(f"\nBolt smoke: demo, split, flows, hardness, {len(queries.names())} named queries and export "
           f"equal on {bolt} (ArcadeDB) and LadybugDB")
 
 
