@@ -33,7 +33,7 @@ def arcadedb_server(root: Path, timeout: float = 120.0) -> Iterator[dict]:
     """Start a server under `root`; yields the bolt:// URI and the APD_NEO4J_* environment."""
     bolt, http = _free_port(), _free_port()
     log = open(Path(root) / "arcadedb.log", "w")
-    proc = subprocess.Popen([sys.executable, __file__, str(root), str(bolt), str(http)],
+    proc = subprocess.Popen([sys.executable, __file__, str(root), str(bolt), str(http)], cwd=root,  # its ./log
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         line = _read_line(proc, timeout)
