@@ -43,6 +43,14 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("fetch-read-only", ["data", "fetch", "mnist", "--force", "--data-dir", "{ro}"], "cannot write in"),
     ("export-out-read-only", ["export", "--run", "digits-test", "--what", "patterns", "--out", "{ro}/p.csv",
                               "--store", "{store}"], "cannot write in"),
+    ("report-out-read-only", ["report", "--run", "digits-test", "--out", "{ro}/r.html", "--store", "{store}"],
+     "cannot write in"),
+    ("plot-out-read-only", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--out", "{ro}/p.png",
+                            "--store", "{store}"], "cannot write in"),
+    ("plot-out-suffix", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--out", "{tmp}/p.txt",
+                         "--store", "{store}"], "--out must end in .png or .svg"),
+    ("report-out-suffix", ["report", "--run", "digits-test", "--out", "{tmp}/r.txt", "--store", "{store}"],
+     "--out must end in .html"),
     ("export-out-is-dir", ["export", "--run", "digits-test", "--what", "patterns", "--out", "{tmp}",
                            "--store", "{store}"], "is a directory"),
     ("export-admin-into-file", ["export", "--run", "digits-test", "--format", "neo4j-admin", "--out", "{corrupt}",
@@ -63,6 +71,11 @@ ROWS: list[tuple[str, list[str], str]] = [
                            "--store", "{store}"], "--box takes 4 numbers"),
     ("regions-anchors-text", ["regions", "--run", "digits-test", "--anchors", "0,a,2", "--store", "{store}"],
      "e.g. 0,1,2"),
+    ("flows-label-text", ["flows", "--run", "digits-test", "--label", "abc", "--store", "{store}"], "'--label'"),
+    ("report-instances-negative", ["report", "--run", "digits-test", "--instances", "-5", "--out", "{tmp}/r.html",
+                                   "--store", "{store}"], "--instances"),
+    ("plot-scale-zero", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--scale", "0",
+                         "--out", "{tmp}/p.png", "--store", "{store}"], "'--scale'"),
     ("geometry-segment-inradius", ["geometry", "--run", "digits-test", "--segment", "0,1", "--inradius",
                                    "--store", "{store}"], "--inradius does not apply to --segment"),
     ("query-param-syntax", ["query", "layer_summary", "-p", "run", "--store", "{store}"], "is not key=value"),
@@ -90,6 +103,11 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("regions-unknown-run", ["regions", "--run", "nosuch", "--anchors", "0,1,2", "--store", "{store}"], NO_RUN),
     ("geometry-unknown-run", ["geometry", "--run", "nosuch", "--store", "{store}"], NO_RUN),
     ("drop-unknown-run", ["drop", "--run", "nosuch", "--store", "{store}"], NO_RUN),
+    ("report-unknown-run", ["report", "--run", "nosuch", "--out", "{tmp}/r.html", "--store", "{store}"], NO_RUN),
+    ("plot-unknown-run", ["plot", "plane", "--run", "nosuch", "--anchors", "0,1,2", "--out", "{tmp}/p.png",
+                          "--store", "{store}"], NO_RUN),
+    ("plot-anchor-range", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,99999", "--out", "{tmp}/p.png",
+                           "--store", "{store}"], "out of range"),
     ("export-unknown-run", ["export", "--run", "nosuch", "--what", "flows", "--out", "{tmp}/f.csv",
                             "--store", "{store}"], NO_RUN),
     ("export-clusters-not-split", ["export", "--run", "digits-train", "--what", "clusters", "--out", "{tmp}/c.csv",
@@ -129,6 +147,9 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("inject-geometry", ["geometry", "--run", INJECT, "--store", "{store}"], NO_RUN),
     ("inject-export", ["export", "--run", INJECT, "--what", "instances", "--out", "{tmp}/i.csv", "--store", "{store}"],
      NO_RUN),
+    ("inject-report", ["report", "--run", INJECT, "--out", "{tmp}/r.html", "--store", "{store}"], NO_RUN),
+    ("inject-report-runs", ["report", "--run", "digits-test", "--runs", "' OR 1=1 //*", "--out", "{tmp}/r.html",
+                            "--store", "{store}"], "no run matches"),
     ("inject-evolution", ["evolution", "--runs", "' OR 1=1 //*", "--store", "{store}"], "no run matches"),
     ("inject-query-param", ["query", "patterns", "-p", f"run={INJECT}", "--store", "{store}"], NO_RUN),
     ("inject-query-name", ["query", "runs; MATCH (n) DETACH DELETE n", "--store", "{store}"], "no query named"),
@@ -216,7 +237,7 @@ def test_bad_input(world, tmp_path, args, fragment):
     result = _invoke(world, tmp_path, args)
     _one_line_error(result, fragment)
     assert _state(world["store"]) == before
-    assert not [p for p in tmp_path.iterdir() if p.suffix in (".tmp", ".csv", ".pt", ".parquet")]
+    assert not [p for p in tmp_path.iterdir() if p.suffix in (".tmp", ".csv", ".pt", ".parquet", ".html", ".png")]
 
 
 def test_bad_input_on_a_locked_store(world, tmp_path):
