@@ -17,6 +17,7 @@ from loaders.datasets import load_dataset
 from loaders.forgetting import forgetting_events
 from loaders.models import ACTIVATIONS, apply_masks, arch_string, build_mlp, save_checkpoint
 from toolkit.errors import ApdError
+from toolkit.paths import writable_path
 
 OPTIMIZERS = {"adam": 1e-3, "sgd": 0.1}  # name -> default learning rate
 
@@ -58,6 +59,7 @@ def train(
     if batch_size < 1:
         raise ApdError(f"--batch-size must be positive (got {batch_size})")
     lr = OPTIMIZERS[optimizer] if lr is None else lr
+    writable_path(out, "--out")  # snapshots go beside it
 
     train_ds = load_dataset(dataset, "train", data_dir)
     test_ds = load_dataset(dataset, "test", data_dir)
