@@ -512,14 +512,18 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the instance sample.")
 @click.option("--anchors", default=None, metavar="I,J,K",
               help="Instances spanning the plane picture [default: first instances of three labels].")
+@click.option("--coverage", default=None, type=float,
+              help="Coverage of the blanket drawn on the MBH plane [default: 0.8 if stored, else the first stored].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (plane partition).")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option
 @json_option
 def report(run: str, out: str, label: int | None, instances: int, runs: str | None, max_nodes: int, seed: int,
-           anchors: str | None, device: str, data_dir: str | None, store: str | None, as_json: bool) -> None:
+           anchors: str | None, coverage: float | None, device: str, data_dir: str | None, store: str | None,
+           as_json: bool) -> None:
     """One self-contained HTML file (opens offline): APD Sankey, patterns per layer, flows,
-    cluster sizes with errors and forgetting, a plane partition. Reads the store only.
+    cluster sizes with errors and forgetting, a plane partition (with a class's blanket in red
+    where `apd mbh` results exist: the --label class, else the first anchor's). Reads the store only.
 
     Example: apd report --run digits-test --out report.html --label 3
     """
@@ -531,7 +535,8 @@ def report(run: str, out: str, label: int | None, instances: int, runs: str | No
     writable_path(out, "--out")
     with open_store(store, read_only=True) as s:
         info = build_report(s, run, out, label, instances, runs, max_nodes, seed,
-                            numbers(anchors, "--anchors", count=3), data_dir, device, progress=not as_json)
+                            numbers(anchors, "--anchors", count=3), coverage, data_dir, device,
+                            progress=not as_json)
     emit(asdict(info), as_json, lambda: click.echo(
         f"{info.path}: {info.bytes / 1e6:.1f} MB, {info.instances} instances drawn; sections "
         f"{', '.join(info.sections)}; Sankey nodes/links "
