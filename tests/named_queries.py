@@ -22,6 +22,7 @@ PARAMS: dict[str, dict] = {
     "layer_summary": {"run": RUN},
     "pattern_counts": {"runs": RUNS},
     "pattern_stability": {"run": RUN},
+    "plane_blankets": {"run": RUN},
     "planes": {"run": RUN},
     "patterns": {"run": RUN},
     "run_meta": {"run": RUN},
