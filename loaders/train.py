@@ -78,7 +78,7 @@ def train(
         "density": float(density),
     }
     model = build_mlp(arch["in_dim"], hidden, classes, activation, arch["negative_slope"])
-    masks = _random_masks(model, density, gen)
+    masks = _random_masks(model, density, seed)
     apply_masks(model, masks)
     opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
@@ -144,10 +144,19 @@ def train(
     }
 
 
-def _random_masks(model: nn.Module, density: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """A fixed random keep-mask of share `density` per Linear weight (none when dense)."""
+MASK_STREAM = 0x6D61736B  # "mask": the masks' seed offset from the training seed
+
+
+def _random_masks(model: nn.Module, density: float, seed: int) -> dict[str, torch.Tensor]:
+    """A fixed random keep-mask of share `density` per Linear weight (none when dense).
+
+    The masks draw from their own stream: drawn from the stream that initialised the
+    weights, `rand < density` would keep exactly the weights drawn below `density`, i.e.
+    only negative ones, and every ReLU would start dead.
+    """
     if density >= 1:
         return {}
+    gen = torch.Generator().manual_seed(seed + MASK_STREAM)
     return {
         f"{name}.weight": torch.rand(m.weight.shape, generator=gen) < density
         for name, m in model.named_modules()
