@@ -44,11 +44,19 @@ def ingest(
     factory: str | None = None,
     data_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    wait: float = 0.0,
 ) -> dict:
-    """Record `model_path` over `dataset`/`split` and write run `run`; returns a summary dict."""
+    """Record `model_path` over `dataset`/`split` and write run `run`; returns a summary dict.
+
+    A store given by location is opened (and locked, waiting up to `wait` seconds for another
+    writer) before the model is loaded, so a second writer fails before doing any work.
+    """
     run = run or f"{Path(model_path).stem}-{split}"
     if not _RUN_NAME.fullmatch(run):
         raise ApdError(f"run name {run!r} may only hold letters, digits and . _ @ + -")
+    if not isinstance(store, Store):
+        with open_store(store, wait=wait) as s:
+            return ingest(model_path, dataset, split, run, s, device, batch_size, factory, data_dir, progress)
     loaded = load(model_path, factory)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, split, data_dir)
     arch = loaded.arch
@@ -142,18 +150,20 @@ def build_frames(
 
 
 def write_frames(store: Store, run: str, frames: dict[str, dict[str, pd.DataFrame]]) -> None:
-    """Replace the run with these frames: one transaction, or chunked with drop-on-failure."""
+    """Replace the run with these frames: one transaction, or chunked inside one batch, so a
+    failure or a kill midway rolls the run back (toolkit/store/pending.py)."""
     nodes, rels = frames["nodes"], frames["rels"]
     instances, activates = nodes["Instance"], rels["ACTIVATES"]
     n = len(instances)
     if n <= CHUNK_INSTANCES:
-        store.write(run, nodes=nodes, rels=rels, replace=list(NODES))
+        with store.batch(run, list(NODES), op="ingest"):
+            store.write(run, nodes=nodes, rels=rels, replace=list(NODES))
         return
     # ACTIVATES is layer-major: instance i's edge of layer l is row l * n + i.
     layers = len(activates) // n
     graph_nodes = {k: v for k, v in nodes.items() if k != "Instance"}
     graph_rels = {k: v for k, v in rels.items() if k != "ACTIVATES"}
-    try:
+    with store.batch(run, list(NODES), op="ingest"):
         store.write(run, nodes=graph_nodes, rels=graph_rels, replace=list(NODES))
         for start in range(0, n, CHUNK_INSTANCES):
             stop = min(n, start + CHUNK_INSTANCES)
@@ -163,9 +173,6 @@ def write_frames(store: Store, run: str, frames: dict[str, dict[str, pd.DataFram
                 nodes={"Instance": instances.iloc[start:stop]},
                 rels={"ACTIVATES": activates.iloc[rows]},
             )
-    except BaseException:
-        store.drop_run(run)
-        raise
 
 
 def summary(store: Store, run: str) -> dict:

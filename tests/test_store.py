@@ -19,7 +19,8 @@ def write_run(store, run, **kw):
     return nodes, rels
 
 
-def test_new_store_lists_no_runs(apd):
+def test_new_store_lists_no_runs(apd, store_path):
+    open_store(store_path).close()
     assert apd.json("runs") == []
 
 
@@ -141,7 +142,7 @@ def test_locked_store(store_path, tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
-        proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "runs", "--store", store_path],
+        proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "drop", "--run", "x", "--store", store_path],
                               capture_output=True, text=True)
         assert proc.returncode == 1
         assert proc.stderr.strip().startswith(f"Error: store {store_path} is locked by another process (PID ")

@@ -10,7 +10,7 @@ import click
 import pandas as pd
 
 from toolkit.errors import ApdError, no_such_run
-from toolkit.store import open_store, queries
+from toolkit.store import open_store, outcome, queries
 
 
 class _Group(click.Group):
@@ -25,12 +25,17 @@ class _Group(click.Group):
         except queries.UnknownQuery as exc:
             click.echo(f"Error: no query named {exc.args[0]!r}; `apd query --list` shows them", err=True)
             sys.exit(1)
+        except (KeyboardInterrupt, outcome.Terminated) as exc:
+            click.echo(outcome.line(), err=True)
+            sys.exit(outcome.EXIT_CODES[type(exc)])
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="apd-toolkit")
 def main() -> None:
     """Activation Pattern DAGs of piecewise-linear networks, in a graph database."""
+    outcome.reset()
+    outcome.install_sigterm()
 
 
 def store_option(f: Callable) -> Callable:
@@ -40,6 +45,14 @@ def store_option(f: Callable) -> Callable:
         default=None,
         metavar="PATH|URI",
         help="LadybugDB file (default ./apd.lbug) or neo4j:// / bolt:// URI. Env: APD_STORE.",
+    )(f)
+
+
+def wait_option(f: Callable) -> Callable:
+    """`--wait SECONDS` for every command that writes the store: how long to wait for another writer."""
+    return click.option(
+        "--wait", "wait", default=0.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+        help="Wait up to SECONDS for another process's lock on the store (default: fail at once).",
     )(f)
 
 
@@ -117,7 +130,7 @@ def runs(store: str | None, as_json: bool) -> None:
 
     Example: apd runs --json
     """
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         emit(s.runs(), as_json)
 
 
@@ -142,7 +155,7 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
     missing = sorted(set(queries.parameters(name)) - set(given))
     if missing:
         raise ApdError(f"query {name!r} needs parameters {', '.join(missing)} (-p KEY=VALUE)")
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         emit(s.query(name, **given), as_json)
 
 
@@ -163,13 +176,14 @@ def cypher(text: str, params: tuple[str, ...], store: str | None, as_json: bool)
 @main.command()
 @click.option("--run", "run", required=True, help="Run name.")
 @store_option
+@wait_option
 @json_option
-def drop(run: str, store: str | None, as_json: bool) -> None:
+def drop(run: str, store: str | None, wait: float, as_json: bool) -> None:
     """Remove one run's nodes and relationships.
 
     Example: apd drop --run digits-test
     """
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         removed = s.drop_run(run)
     if not removed:
         raise no_such_run(run)
@@ -250,16 +264,18 @@ def train_cmd(dataset: str, hidden: str, epochs: int, out: str, snapshots: str |
 @click.option("--factory", default=None, metavar="PKG.MODULE:FN", help="Build the model with FN(); MODEL is its state dict.")
 @_data_dir_option
 @store_option
+@wait_option
 @json_option
 def ingest_cmd(model: str, dataset: str, split: str, run: str, device: str, batch_size: int, factory: str | None,
-               data_dir: str | None, store: str | None, as_json: bool) -> None:
+               data_dir: str | None, store: str | None, wait: float, as_json: bool) -> None:
     """Record MODEL's activation patterns over a split and write the run's APD.
 
     Example: apd ingest digits.pt --dataset digits --split test --run digits-test
     """
     from loaders.ingest import ingest
 
-    info = ingest(model, dataset, split, run, store, device, batch_size, factory, data_dir, progress=not as_json)
+    info = ingest(model, dataset, split, run, store, device, batch_size, factory, data_dir, progress=not as_json,
+                  wait=wait)
     emit(info, as_json, lambda: click.echo(
         f"{run}: {info['instances']} instances of {info['dataset']}/{info['split']}, accuracy {info['accuracy']:.3f}; "
         f"patterns per layer {' / '.join(str(p['patterns']) for p in info['patterns'])}; "
@@ -272,15 +288,16 @@ def ingest_cmd(model: str, dataset: str, split: str, run: str, device: str, batc
 @click.option("--epochs", default=30, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @store_option
+@wait_option
 @json_option
-def demo_cmd(model: str | None, epochs: int, seed: int, store: str | None, as_json: bool) -> None:
+def demo_cmd(model: str | None, epochs: int, seed: int, store: str | None, wait: float, as_json: bool) -> None:
     """Train a small MLP on digits, ingest train and test, print the APD summary.
 
     Example: apd demo
     """
     from loaders.demo import demo
 
-    info = demo(store, model, epochs, seed, progress=not as_json)
+    info = demo(store, model, epochs, seed, progress=not as_json, wait=wait)
 
     def human() -> None:
         click.echo(f"trained {info['arch']} on digits for {info['epochs']} epochs: "
@@ -304,15 +321,16 @@ def demo_cmd(model: str | None, epochs: int, seed: int, store: str | None, as_js
 @click.option("--target", type=click.Choice(["pred", "label"]), default="pred", show_default=True,
               help="Label whose entropy drives the gain: predicted (the papers') or true.")
 @store_option
+@wait_option
 @json_option
-def split(run: str, target: str, store: str | None, as_json: bool) -> None:
+def split(run: str, target: str, store: str | None, wait: float, as_json: bool) -> None:
     """Backward splitting -> Cluster nodes, IN / SPLIT_INTO edges, Instance.cluster.
 
     Example: apd split --run digits-test
     """
     from toolkit.apd.clusters import split_run
 
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         out = split_run(s, run, target)
     data = {"run": run, "target": target, **out.history, "levels": records(out.levels)}
 
@@ -333,15 +351,17 @@ def split(run: str, target: str, store: str | None, as_json: bool) -> None:
               help="Keep flows with at least this many instances.")
 @click.option("--top", default=20, show_default=True, help="Flows to print (all with --json).")
 @store_option
+@wait_option
 @json_option
-def flows(run: str, layers: str | None, min_strength: int, top: int, store: str | None, as_json: bool) -> None:
+def flows(run: str, layers: str | None, min_strength: int, top: int, store: str | None, wait: float,
+          as_json: bool) -> None:
     """Flows over a set of layers -> Flow nodes and THROUGH edges (replacing the run's flows).
 
     Example: apd flows --run digits-test --layers 2,3 --min-strength 5
     """
     from toolkit.apd.flows import run_flows
 
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         chosen, table = run_flows(s, run, layers, min_strength)
 
     def human() -> None:
@@ -365,7 +385,7 @@ def hardness(run: str, store: str | None, as_json: bool) -> None:
     """
     from toolkit.apd.hardness import hardness as tables
 
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         out = tables(s, run)
     data = {"run": run, **out.summary, "by_size": records(out.by_size), "stability": records(out.stability)}
 
@@ -390,7 +410,7 @@ def evolution(runs: str, store: str | None, as_json: bool) -> None:
     """
     from toolkit.apd.evolution import evolution as table
 
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         emit(table(s, runs), as_json)
 
 
@@ -433,9 +453,10 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
 @click.option("--segment", default=None, metavar="I,J", help="Only count the regions crossed between two instances.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option
+@wait_option
 @json_option
 def geometry(run: str, device: str, with_inradius: bool, segment: str | None, data_dir: str | None,
-             store: str | None, as_json: bool) -> None:
+             store: str | None, wait: float, as_json: bool) -> None:
     """Distance from every instance to its region's boundary, and the region's inradius,
     written to Instance.boundary_dist / Instance.inradius.
 
@@ -450,7 +471,7 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
         emit(out, as_json, lambda: click.echo(
             f"{run}: {out['regions']} regions between instances {ends[0]} and {ends[1]} (length {out['length']:.4g})"))
         return
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         table = run_geometry(s, run, device, with_inradius, data_dir, progress=not as_json)
 
     def human() -> None:
