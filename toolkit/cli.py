@@ -480,5 +480,79 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
         click.echo(table[cols].describe().T[["mean", "min", "50%", "max"]].to_string())
 
     emit(table, as_json, human)
+
+
+# --- store maintenance (info, check, compact) ------------------------------------
+
+
+@main.group("store")
+def store_group() -> None:
+    """Store maintenance: what a LadybugDB store holds, whether its runs are whole, compaction."""
+
+
+@store_group.command("info")
+@store_option
+@json_option
+def store_info(store: str | None, as_json: bool) -> None:
+    """Path, bytes per file, runs with node counts, and writes that never finished.
+
+    Example: apd store info
+    """
+    from toolkit.store import store_location
+    from toolkit.store.maintenance import info
+
+    out = info(store_location(store))
+    data = {**out, "runs": records(out["runs"]), "pending": records(out["pending"])}
+
+    def human() -> None:
+        click.echo(f"{out['path']}: {out['bytes']} bytes")
+        for name, size in out["files"].items():
+            click.echo(f"  {name}: {size} bytes")
+        click.echo(out["runs"].to_string(index=False) if len(out["runs"]) else "(no runs)")
+        for w in out["pending"].itertuples():
+            click.echo(f"unfinished write: run {w.run} ({w.op}, started {w.started})")
+
+    emit(data, as_json, human)
+
+
+@store_group.command("check")
+@store_option
+@wait_option
+@json_option
+def store_check(store: str | None, wait: float, as_json: bool) -> None:
+    """Recover the store if needed, then check every run's counts; exit 1 on any problem.
+
+    Example: apd store check
+    """
+    from toolkit.store import store_location
+    from toolkit.store.maintenance import check
+
+    out = check(store_location(store), wait)
+    emit(out, as_json, lambda: click.echo(
+        f"{out['path']}: {out['runs']} runs, " + (f"{len(out['problems'])} problems" if out["problems"] else "all whole")))
+    for line in out["problems"]:
+        click.echo(f"problem: {line}", err=True)
+    if out["problems"]:
+        sys.exit(1)
+
+
+@store_group.command("compact")
+@click.option("--out", default=None, metavar="PATH", help="Write the compacted copy here instead of swapping it in.")
+@store_option
+@wait_option
+@json_option
+def store_compact(out: str | None, store: str | None, wait: float, as_json: bool) -> None:
+    """Rewrite the live runs into a fresh file, verify counts, swap it in atomically.
+
+    Example: apd store compact
+    """
+    from toolkit.store import store_location
+    from toolkit.store.maintenance import compact
+
+    res = compact(store_location(store), out, wait)
+    emit(res, as_json, lambda: click.echo(
+        f"{res['path']}: {res['runs']} runs, {res['bytes_before']} -> {res['bytes_after']} bytes"))
+
+
 if __name__ == "__main__":
     main()
