@@ -68,7 +68,7 @@ def ingest(
         kinds = "/".join(dict.fromkeys(layer.kind for layer in rec.layers))
         arch = f"{'-'.join(map(str, dims))} {kinds}"
     forgetting, never, source = _forgetting(loaded.record, ds)
-    frames = build_frames(run, rec, ds.y, forgetting, never)
+    frames = build_frames(run, rec, ds.y, forgetting, never, ds.rows)
     correct = rec.pred == ds.y
     run_node = {
         "uid": run,
@@ -104,9 +104,13 @@ def ingest(
 
 
 def build_frames(
-    run: str, rec: Recording, y: np.ndarray, forgetting: np.ndarray, never_learned: np.ndarray
+    run: str, rec: Recording, y: np.ndarray, forgetting: np.ndarray, never_learned: np.ndarray,
+    rows: np.ndarray | None = None,
 ) -> dict[str, dict[str, pd.DataFrame]]:
-    """Every node and edge frame of a run except Run, vectorised over instances and patterns."""
+    """Every node and edge frame of a run except Run, vectorised over instances and patterns.
+
+    `rows` are the instances' rows in the user's source (Instance.row); default their index.
+    """
     n, L = rec.ids.shape
     if len(y) != n:
         raise ApdError(f"{len(y)} labels for {n} recorded instances")
@@ -115,7 +119,8 @@ def build_frames(
     inst_uid = _join(f"{run}:i:", idx)
     nodes: dict[str, pd.DataFrame] = {
         "Instance": pd.DataFrame({
-            "uid": inst_uid, "run": run, "idx": idx, "label": y, "pred": rec.pred, "correct": ~wrong,
+            "uid": inst_uid, "run": run, "idx": idx, "row": idx if rows is None else rows,
+            "label": y, "pred": rec.pred, "correct": ~wrong,
             "forgetting": forgetting, "never_learned": never_learned, "cluster": -1,
         })
     }
