@@ -192,8 +192,8 @@ def write_frames(store: Store, run: str, frames: dict) -> None:
     with store.batch(run, list(NODES), op="ingest"):
         store.write(run, nodes=graph_nodes, rels=graph_rels, replace=list(NODES))
         for start in range(0, n, CHUNK_INSTANCES):
-            inst, activates = chunk(start, min(n, start + CHUNK_INSTANCES))
-            store.write(run, nodes={"Instance": inst}, rels={"ACTIVATES": activates})
+            inst_part, act_part = chunk(start, min(n, start + CHUNK_INSTANCES))
+            store.write(run, nodes={"Instance": inst_part}, rels={"ACTIVATES": act_part})
 
 
 def summary(store: Store, run: str) -> dict:

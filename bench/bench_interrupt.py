@@ -1,0 +1,131 @@
+"""Cut a run's replace off at every kill point with SIGINT, SIGTERM and SIGKILL; print what
+the store holds afterwards, as a table. `partial` must never appear.
+
+The run is the worst case for the store: an untrained 784-64-64-64-10 ReLU MLP recorded over
+uniform random MNIST-sized inputs (nearly every instance its own pattern). Its frames are
+built once; each cut is a child process that replaces the run with them (the ingest write
+path, chunked with CHUNK_INSTANCES = --chunk) and is stopped by APD_TEST_KILL_AT. The store
+is then opened read-only, as a user's next `apd runs` would, and compared with the run's
+old and new contents.
+
+    python bench/bench_interrupt.py [--instances 70000] [--chunk 25000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SIGNALS = ("INT", "TERM", "KILL")
+POINTS = ("marked", "applied", "copied", "checkpoint", "committed", "committed:2", "finished")
+
+
+def frames_for(n: int, seed: int) -> dict:
+    import torch
+
+    from loaders.ingest import build_frames
+    from loaders.models import build_mlp
+    from loaders.record import record
+
+    torch.manual_seed(seed)
+    x = np.random.default_rng(seed).random((n, 784), dtype=np.float32)
+    y = np.random.default_rng(seed + 1).integers(0, 10, n)
+    rec = record(build_mlp(784, [64, 64, 64], 10).eval(), x, device="cpu")
+    frames = build_frames("big", rec, y, np.zeros(n, np.int64), np.zeros(n, bool))
+    frames["nodes"]["Run"] = pd.DataFrame([{"uid": "big", "run": "big", "instances": n, "layers": 3}])
+    return frames
+
+
+def child(store: str, frames_file: str, chunk: int) -> None:
+    import loaders.ingest as ingest
+    from toolkit.store import open_store, outcome
+
+    ingest.CHUNK_INSTANCES = chunk
+    with open(frames_file, "rb") as f:
+        frames = pickle.load(f)
+    outcome.install_sigterm()
+    try:
+        with open_store(store) as s:
+            ingest.write_frames(s, "big", frames)
+    except (KeyboardInterrupt, outcome.Terminated) as exc:
+        print(outcome.line(), file=sys.stderr)
+        sys.exit(outcome.EXIT_CODES[type(exc)])
+
+
+def fingerprint(path: str) -> tuple:
+    from toolkit.store import open_store
+
+    with open_store(path, read_only=True) as s:
+        counts = s.counts("big")
+        edges = s.read("MATCH (i:Instance)-[a:ACTIVATES]->(:Pattern) WHERE i.run = 'big' RETURN count(a) AS n")
+        support = s.query("patterns", run="big")[["layer", "key", "support"]]
+    return (tuple(sorted(counts[counts > 0].items())), int(edges["n"].iloc[0]),
+            tuple(map(tuple, support.values.tolist())))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--instances", type=int, default=70_000)
+    ap.add_argument("--chunk", type=int, default=25_000)
+    ap.add_argument("--child", nargs=2, metavar=("STORE", "FRAMES"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child, args.chunk)
+        return
+    from toolkit.store import open_store
+    from toolkit.store.guard import store_bytes
+    import loaders.ingest as ingest
+
+    ingest.CHUNK_INSTANCES = args.chunk
+    with tempfile.TemporaryDirectory() as tmp:
+        base, new_file = str(Path(tmp) / "base.lbug"), str(Path(tmp) / "new.pkl")
+        with open_store(base) as s:
+            ingest.write_frames(s, "big", frames_for(args.instances, 0))
+        with open(new_file, "wb") as f:
+            pickle.dump(frames_for(args.instances, 1), f)
+        clean = str(Path(tmp) / "clean.lbug")
+        shutil.copy(base, clean)
+        subprocess.run([sys.executable, __file__, "--chunk", str(args.chunk), "--child", clean, new_file], check=True)
+        old, new = fingerprint(base), fingerprint(clean)
+        clean_size = store_bytes(clean)
+        rows = []
+        for point in POINTS:
+            for sig in SIGNALS:
+                path = str(Path(tmp) / "cut.lbug")
+                for f in Path(tmp).glob("cut.lbug*"):
+                    f.unlink()
+                shutil.copy(base, path)
+                env = {**os.environ, "APD_TEST_KILL_AT": point, "APD_TEST_KILL_SIGNAL": sig}
+                t0 = time.perf_counter()
+                proc = subprocess.run([sys.executable, __file__, "--chunk", str(args.chunk), "--child", path, new_file],
+                                      env=env, capture_output=True, text=True)
+                took = time.perf_counter() - t0
+                code = proc.returncode if proc.returncode >= 0 else f"-{signal.Signals(-proc.returncode).name}"
+                size = store_bytes(path) / clean_size
+                got = fingerprint(path)
+                outcome = {old: "old kept", new: "new kept"}.get(got, "removed" if not got[0] else "partial")
+                said = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+                rows.append((point, sig, str(code), f"{took:.1f} s", f"{size:.2f}x", outcome, said[:70]))
+    print(f"{args.instances:,} instances, chunks of {args.chunk:,}; size = store files after the cut / a clean store")
+    head = ("kill point", "signal", "exit", "time", "size", "outcome", "stderr")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    partial = sum(r[5] == "partial" for r in rows)
+    print(f"partial outcomes: {partial}")
+    sys.exit(1 if partial else 0)
+
+
+if __name__ == "__main__":
+    main()
