@@ -335,3 +335,23 @@ def test_old_store_gains_instance_row(tmp_path):
     db.close()
     with open_store(path) as s:
         assert s.read("MATCH (i:Instance) RETURN i.row AS row")["row"].tolist() == [-1]  # -1: row unknown
+
+
+def test_maintenance_queries_match_pandas(tmp_path):
+    from tests.apd_graph import random_apd
+    from toolkit.store.maintenance import rel_counts
+    from toolkit.store.schema import NODES, RELS
+
+    frames = {run: random_apd(run, n=300 + 100 * k, L=3, seed=k) for k, run in enumerate(["a", "b"])}
+    with open_store(str(tmp_path / "q.lbug")) as s:
+        for run, (nodes, rels) in frames.items():
+            s.write(run, nodes, rels, replace=list(NODES))
+        acts = pd.concat([rels["ACTIVATES"].assign(run=run) for run, (_, rels) in frames.items()])
+        want = acts.groupby(["run", "layer"], as_index=False).size().rename(columns={"size": "edges"})
+        pd.testing.assert_frame_equal(s.query("activates_counts"), want, check_dtype=False)
+        assert rel_counts(s) == {t: sum(len(r.get(t, ())) for _, r in frames.values()) for t in RELS}
+        uid = pending.mark(s, "a", "replace", ["Flow", "Cluster"])
+        got = pending.pending(s)
+        assert got[["uid", "run", "op", "tables", "applied"]].values.tolist() == [[uid, "a", "replace", "Flow,Cluster", False]]
+        pending.clear(s, uid)
+        assert len(pending.pending(s)) == 0
