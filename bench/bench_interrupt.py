@@ -4,15 +4,16 @@ the store holds afterwards, as a table. `partial` must never appear.
 The run is the worst case for the store: an untrained 784-64-64-64-10 ReLU MLP recorded over
 uniform random MNIST-sized inputs (nearly every instance its own pattern). Its frames are
 built once; each cut is a child process that replaces the run with them (the ingest write
-path, chunked with CHUNK_INSTANCES = --chunk) and is stopped by APD_TEST_KILL_AT. The store
+path for a large run, chunks of --chunk instances) and is stopped by APD_TEST_KILL_AT. The store
 is then opened read-only, as a user's next `apd runs` would, and compared with the run's
 old and new contents.
 
-    python bench/bench_interrupt.py [--instances 70000] [--chunk 25000]
+    python bench/bench_interrupt.py [--instances 70000] [--chunk 25000]   (about 3 minutes at 70k)
 """
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import pickle
 import shutil
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import numpy as np
@@ -48,30 +50,41 @@ def frames_for(n: int, seed: int) -> dict:
 
 
 def child(store: str, frames_file: str, chunk: int) -> None:
-    import loaders.ingest as ingest
+    """Replace run `big`: the graph, then instances `chunk` at a time, in one batch, exactly as
+    loaders.ingest.write_frames does (not imported: it would load torch into every cut)."""
     from toolkit.store import open_store, outcome
+    from toolkit.store.schema import NODES
 
-    ingest.CHUNK_INSTANCES = chunk
     with open(frames_file, "rb") as f:
         frames = pickle.load(f)
+    nodes, rels = frames["nodes"], frames["rels"]
+    inst, acts = nodes.pop("Instance"), rels.pop("ACTIVATES")
+    n, layers = len(inst), len(acts) // len(inst)
     outcome.install_sigterm()
     try:
-        with open_store(store) as s:
-            ingest.write_frames(s, "big", frames)
+        with open_store(store) as s, s.batch("big", list(NODES), op="ingest"):
+            s.write("big", nodes, rels, replace=list(NODES))
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                rows = (np.arange(layers)[:, None] * n + np.arange(start, stop)).ravel()
+                s.write("big", {"Instance": inst.iloc[start:stop]}, {"ACTIVATES": acts.iloc[rows]})
     except (KeyboardInterrupt, outcome.Terminated) as exc:
         print(outcome.line(), file=sys.stderr)
         sys.exit(outcome.EXIT_CODES[type(exc)])
 
 
-def fingerprint(path: str) -> tuple:
+def fingerprint(path: str) -> tuple[tuple, str]:
+    """What run `big` is in the store (opened read-only, recovering as a user's next read
+    would), and the line that open printed, if any."""
     from toolkit.store import open_store
 
-    with open_store(path, read_only=True) as s:
+    said = io.StringIO()
+    with redirect_stderr(said), open_store(path, read_only=True) as s:
         counts = s.counts("big")
         edges = s.read("MATCH (i:Instance)-[a:ACTIVATES]->(:Pattern) WHERE i.run = 'big' RETURN count(a) AS n")
         support = s.query("patterns", run="big")[["layer", "key", "support"]]
-    return (tuple(sorted(counts[counts > 0].items())), int(edges["n"].iloc[0]),
-            tuple(map(tuple, support.values.tolist())))
+    got = (tuple(sorted(counts[counts > 0].items())), int(edges["n"].iloc[0]), tuple(map(tuple, support.values.tolist())))
+    return got, said.getvalue().strip()
 
 
 def main() -> None:
@@ -83,21 +96,18 @@ def main() -> None:
     if args.child:
         child(*args.child, args.chunk)
         return
-    from toolkit.store import open_store
     from toolkit.store.guard import store_bytes
-    import loaders.ingest as ingest
 
-    ingest.CHUNK_INSTANCES = args.chunk
     with tempfile.TemporaryDirectory() as tmp:
-        base, new_file = str(Path(tmp) / "base.lbug"), str(Path(tmp) / "new.pkl")
-        with open_store(base) as s:
-            ingest.write_frames(s, "big", frames_for(args.instances, 0))
-        with open(new_file, "wb") as f:
-            pickle.dump(frames_for(args.instances, 1), f)
-        clean = str(Path(tmp) / "clean.lbug")
+        base, clean = str(Path(tmp) / "base.lbug"), str(Path(tmp) / "clean.lbug")
+        old_file, new_file = str(Path(tmp) / "old.pkl"), str(Path(tmp) / "new.pkl")
+        for seed, file in ((0, old_file), (1, new_file)):
+            with open(file, "wb") as f:
+                pickle.dump(frames_for(args.instances, seed), f)
+        subprocess.run([sys.executable, __file__, "--chunk", str(args.chunk), "--child", base, old_file], check=True)
         shutil.copy(base, clean)
         subprocess.run([sys.executable, __file__, "--chunk", str(args.chunk), "--child", clean, new_file], check=True)
-        old, new = fingerprint(base), fingerprint(clean)
+        (old, _), (new, _) = fingerprint(base), fingerprint(clean)
         clean_size = store_bytes(clean)
         rows = []
         for point in POINTS:
@@ -113,12 +123,12 @@ def main() -> None:
                 took = time.perf_counter() - t0
                 code = proc.returncode if proc.returncode >= 0 else f"-{signal.Signals(-proc.returncode).name}"
                 size = store_bytes(path) / clean_size
-                got = fingerprint(path)
+                got, on_open = fingerprint(path)
                 outcome = {old: "old kept", new: "new kept"}.get(got, "removed" if not got[0] else "partial")
-                said = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
-                rows.append((point, sig, str(code), f"{took:.1f} s", f"{size:.2f}x", outcome, said[:70]))
+                said = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else on_open
+                rows.append((point, sig, str(code), f"{took:.1f} s", f"{size:.2f}x", outcome, said[:90]))
     print(f"{args.instances:,} instances, chunks of {args.chunk:,}; size = store files after the cut / a clean store")
-    head = ("kill point", "signal", "exit", "time", "size", "outcome", "stderr")
+    head = ("kill point", "signal", "exit", "time", "size", "outcome", "said (by the cut process, else by the next open)")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)))

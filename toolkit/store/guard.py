@@ -103,10 +103,13 @@ class Watchdog:
                 return
 
     def __enter__(self) -> "Watchdog":
-        self._thread.start()
+        self.reason = self.check()  # already past a limit: the write does not start
+        if self.reason is None:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 

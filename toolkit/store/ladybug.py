@@ -180,10 +180,14 @@ class LadybugStore(Store):
         hooks = self._batch is not None  # test kill points fire only inside a run's batch
         dog = guard.Watchdog(self.location, size, self._conn.interrupt)
         with dog:
+            if dog.reason:
+                raise StoreError(dog.reason)
             self._conn.execute("BEGIN TRANSACTION")
             try:
                 for i, (kind, what, arg) in enumerate(steps):
                     self._step(kind, what, arg)
+                    if dog.reason:
+                        raise RuntimeError(dog.reason)
                     if hooks and i == 0:
                         pending.kill_point("applied")
                 if hooks:
