@@ -109,6 +109,10 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--chunk", str(args.chunk), "--child", clean, new_file], check=True)
         (old, _), (new, _) = fingerprint(base), fingerprint(clean)
         clean_size = store_bytes(clean)
+        print(f"{args.instances:,} instances, chunks of {args.chunk:,}; size = store files after the cut / a clean store")
+        widths = (12, 6, 8, 6, 6, 9)
+        head = ("kill point", "signal", "exit", "time", "size", "outcome", "said (by the cut process, else by the next open)")
+        print("  ".join(v.ljust(w) for v, w in zip(head, (*widths, 0))), flush=True)
         rows = []
         for point in POINTS:
             for sig in SIGNALS:
@@ -126,12 +130,9 @@ def main() -> None:
                 got, on_open = fingerprint(path)
                 outcome = {old: "old kept", new: "new kept"}.get(got, "removed" if not got[0] else "partial")
                 said = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else on_open
-                rows.append((point, sig, str(code), f"{took:.1f} s", f"{size:.2f}x", outcome, said[:90]))
-    print(f"{args.instances:,} instances, chunks of {args.chunk:,}; size = store files after the cut / a clean store")
-    head = ("kill point", "signal", "exit", "time", "size", "outcome", "said (by the cut process, else by the next open)")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    for r in [head, *rows]:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+                row = (point, sig, str(code), f"{took:.1f} s", f"{size:.2f}x", outcome, said)
+                rows.append(row)
+                print("  ".join(v.ljust(w) for v, w in zip(row, (*widths, 0))), flush=True)
     partial = sum(r[5] == "partial" for r in rows)
     print(f"partial outcomes: {partial}")
     sys.exit(1 if partial else 0)
