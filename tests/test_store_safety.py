@@ -388,3 +388,33 @@ def test_guard_sees_store_files_grow(tmp_path, monkeypatch):
     assert guard.max_growth_bytes(10) == 5000
     monkeypatch.delenv("APD_STORE_MAX_GROWTH")
     assert guard.max_growth_bytes(10) == 200 + guard.GB
+
+
+def test_pending_recovery_on_an_unwritable_store_says_what_to_run(stores, tmp_path, monkeypatch):
+    from toolkit.store import ladybug as ladybug_store
+
+    path = str(tmp_path / "s.lbug")
+    shutil.copy(stores["clean"], path)
+    env = {**os.environ, "APD_TEST_KILL_AT": "checkpoint", "APD_TEST_KILL_SIGNAL": "KILL"}
+    proc = subprocess.run([sys.executable, "-m", "tests.store_writer", path, "big", str(NEW), str(N), str(CHUNK)],
+                          cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL and Path(path + ".shadow").exists()  # recovery is pending
+
+    real_open = ladybug_store.LadybugStore._open
+
+    def read_only_mount(self, read_only, wait):  # what a read-only file system does to a writable open
+        if not read_only:
+            raise ladybug_store.StoreError(f"cannot open store {self.location}: IO exception: Read-only file system")
+        return real_open(self, read_only, wait)
+
+    monkeypatch.setattr(ladybug_store.LadybugStore, "_open", read_only_mount)
+    monkeypatch.setattr(ladybug_store, "_writable", lambda p: False)
+    result = apd("runs", "--store", path)
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: store {path} holds an interrupted write that must be recovered, but it is not "
+                             f"writable here: run `apd store check --store {path}` where it is writable (or on a "
+                             "writable copy of all its files)\n")
+    monkeypatch.undo()
+    result = apd("store", "check", "--store", path, "--json")  # where it is writable: recovers, then all whole
+    assert result.exit_code == 0 and json_of(result)["problems"] == []
+    assert "run big: an interrupted write was rolled back (its partial results were removed)" in result.stderr

@@ -85,8 +85,9 @@ def recover(store: "Store") -> list[str]:
 # KILL) the k-th time (default first) it reaches a named step, so that tests and
 # bench/bench_interrupt.py can cut a write off exactly there. Step `checkpoint` fires from a
 # thread once LadybugDB starts the checkpoint of that commit (its `.shadow` file appears):
-# the point where a kill loses copied rows.
-STEPS = ("marked", "applied", "copied", "checkpoint", "committed", "finished")
+# the point where a kill loses copied rows. Steps, in order: marked (marker committed),
+# applied (first statement of a write ran), copied (all its statements ran, not committed),
+# checkpoint, committed (a write committed), finished (all writes done, marker not cleared).
 _reached: dict[str, int] = {}
 
 
