@@ -110,7 +110,10 @@ def test_frames_are_typed_against_the_schema():
 def test_every_ladybug_variant_runs(store):
     """cypher/ladybug/ files cannot pass Neo4j's linter (COPY, LOAD FROM): they run here instead."""
     assert set(queries.files("ladybug")) == {"ladybug/schema", "ladybug/copy_nodes", "ladybug/copy_rels",
-                                             "ladybug/update_nodes"}
+                                             "ladybug/update_nodes", "ladybug/tables", "ladybug/instance_columns",
+                                             "ladybug/instance_add_row"}
+    assert {"Run", "Instance", "ACTIVATES", "PendingWrite"} <= set(store.query("ladybug/tables")["name"])
+    assert store.query("ladybug/instance_columns")["name"].tolist()[:4] == ["uid", "run", "idx", "row"]
     write_run(store, "a", seed=5)
     store.update("Instance", pd.DataFrame({"uid": ["a:i:0", "a:i:1"], "cluster": [7, 8]}))
     got = store.read("MATCH (i:Instance) WHERE i.run = 'a' AND i.cluster > 0 RETURN i.idx AS idx, i.cluster AS c ORDER BY idx")

@@ -65,7 +65,7 @@ class LadybugStore(Store):
         import ladybug
 
         deadline = time.monotonic() + wait
-        salvage = False
+        salvage = recovered = False
         while True:
             try:
                 self._db = ladybug.Database(self.location, read_only=read_only,
@@ -83,8 +83,9 @@ class LadybugStore(Store):
                     self._keep_broken_wal(read_only)
                     salvage = True
                     continue
-                if "checkpoint recovery is pending" in msg and read_only:
+                if "checkpoint recovery is pending" in msg and read_only and not recovered:
                     self._recover(wait)
+                    recovered = True
                     continue
                 raise StoreError(f"cannot open store {self.location}: {msg}") from None
         self._conn = ladybug.Connection(self._db)
@@ -145,13 +146,12 @@ class LadybugStore(Store):
         """Schema, upgrades of older stores, then roll back runs cut off by a crash."""
         for stmt in queries.statements(queries.body("ladybug/schema")):
             self._conn.execute(stmt)
-        columns = self._conn.execute("CALL table_info('Instance') RETURN name").get_as_df()["name"]
-        if "row" not in set(columns):  # stores from before Instance.row: -1 = source row unknown
-            self._conn.execute("ALTER TABLE Instance ADD row INT64 DEFAULT -1")
+        if "row" not in set(self._run(queries.body("ladybug/instance_columns"))["name"]):
+            self._run(queries.body("ladybug/instance_add_row"))
         pending.recover(self)
 
     def _has_table(self, name: str) -> bool:
-        return name in set(self._conn.execute("CALL show_tables() RETURN name").get_as_df()["name"])
+        return name in set(self._run(queries.body("ladybug/tables"))["name"])
 
     def _run(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         try:
