@@ -1,8 +1,9 @@
-"""Minimal reproductions of LadybugDB 0.22.0 crash-recovery bugs, plain `ladybug` only.
+"""Minimal reproductions of LadybugDB 0.22.0 crash-recovery bugs, plain `ladybug` calls
+(the last one on frames shaped like ours: it needs many distinct patterns to crash).
 
 Each test asserts what a durable store should do and is expected to fail on 0.22.0
 (xfail, not strict: it passes once upstream fixes it). toolkit/store/pending.py and
-toolkit/store/ladybug.py work around all three.
+toolkit/store/ladybug.py work around all four.
 """
 from __future__ import annotations
 
@@ -99,3 +100,38 @@ def test_truncated_wal_replays_its_committed_part(tmp_path):
     # the committed part is there: LadybugDB replays it when told not to throw
     assert count(str(copy / "c.lbug"), throw_on_wal_replay_failure=False) == {"a": 1000, "b": 1000}
     assert count(path) == {"a": 1000, "b": 1000}  # 0.22.0: "Checksum verification failed, the WAL file is corrupted"
+
+
+ROLLBACK_CHILD = """
+import sys, ladybug
+from tests.apd_graph import random_apd
+from toolkit.store import queries
+from toolkit.store.schema import NODES, typed_nodes, typed_rels
+c = ladybug.Connection(ladybug.Database(sys.argv[1]))
+for s in queries.statements(queries.body("ladybug/schema")):
+    c.execute(s)
+def copy(frames, tables):
+    nodes, rels = frames
+    for t in tables:
+        if t in nodes:
+            df = typed_nodes(t, nodes[t])
+            c.execute(queries.body("ladybug/copy_nodes", table=t, columns=", ".join(df.columns)), {"df": df})
+        else:
+            c.execute(queries.body("ladybug/copy_rels", table=t), {"df": typed_rels(t, rels[t])})
+old, new = (random_apd("big", n=25000, seed=s, width=100000) for s in (0, 1))  # nearly every pattern distinct
+copy(old, ["Run", "Pattern", "Label", "Instance", "NEXT", "PREDICTS", "ACTIVATES"])
+c.execute("BEGIN TRANSACTION")
+for t in NODES:
+    c.execute(queries.body("delete_run_nodes", table=t), {"run": "big"})
+copy(new, ["Run", "Pattern", "Label", "NEXT", "PREDICTS"])
+c.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.xfail(strict=False, reason="LadybugDB 0.22.0: rolling back a transaction that deleted a run and "
+                                         "bulk-loaded nodes and relationships crashes the process (SIGSEGV)")
+def test_rollback_of_a_replace_does_not_crash(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", ROLLBACK_CHILD, str(tmp_path / "d.lbug")], cwd=root,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, f"exit {proc.returncode}"  # 0.22.0: -11 (SIGSEGV) in ROLLBACK

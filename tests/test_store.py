@@ -87,14 +87,16 @@ def test_query_command_with_parameters(apd, store_path):
     assert missing.exit_code == 1 and "needs parameters run" in missing.stderr
 
 
-def test_failed_write_leaves_previous_results(store):
+def test_failed_write_leaves_no_partial_run(store):
     write_run(store, "a", seed=1)
-    before = store.counts("a").to_dict()
+    write_run(store, "b", seed=2)
+    other = store.counts("b").to_dict()
     nodes, rels = random_apd("a", seed=9)
     rels["ACTIVATES"] = pd.concat([rels["ACTIVATES"], rels["ACTIVATES"].head(1).assign(dst="a:p:9:missing")])
-    with pytest.raises(StoreError, match="nothing written"):
+    with pytest.raises(StoreError, match="^write failed: .*; run a was rolled back and is absent"):
         store.write("a", nodes, rels, replace=list(NODES))
-    assert store.counts("a").to_dict() == before
+    assert len(store.counts("a")) == 0 and store.counts("b").to_dict() == other
+    assert store.query("pending_writes").empty
 
 
 def test_frames_are_typed_against_the_schema():

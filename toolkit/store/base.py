@@ -61,10 +61,11 @@ class Store(ABC):
         """Replace `run`'s nodes of the `replace` labels, bulk-create `nodes` and `rels`,
         then set properties on existing nodes from `updates` (frames keyed by `uid`).
 
-        All in one transaction, so a failure leaves the previous results in place and a
-        re-run never duplicates. A replace runs inside a `batch`, so a crash that the
-        transaction cannot cover (see toolkit/store/pending.py) is rolled back on the next
-        open. Frames are typed against the schema before anything is sent.
+        A replace runs inside a `batch` (toolkit/store/pending.py): its deletes commit in one
+        transaction and each bulk load on its own, so a failure or a crash never leaves a
+        half-written run: the run keeps its previous results if the deletes had not
+        committed, else it is rolled back to absent (the error says which). A re-run never
+        duplicates. Frames are typed against the schema before anything is sent.
         """
         replace = [t for t in replace if t != pending.TABLE]
         steps: list[tuple[str, str, Any]] = []
@@ -110,9 +111,11 @@ class Store(ABC):
         try:
             pending.kill_point("marked")
             yield
-        except BaseException:
+        except BaseException as exc:
             self._batch = None
-            self._settle(run, uid, tables)
+            if self._settle(run, uid, tables) and isinstance(exc, ApdError):
+                raise StoreError(f"{exc}; run {run} was rolled back and is absent (its previous results had "
+                                 "already been replaced): re-run the command") from None
             raise
         self._batch = None
         try:  # every write landed: an interrupt from here on still ends committed
@@ -121,22 +124,20 @@ class Store(ABC):
             pending.clear(self, uid)
             outcome.committed(run)
 
-    def _settle(self, run: str, uid: str, tables: list[str]) -> None:
-        """After a batch failed: committed if its marker is gone, else roll the run back now.
+    def _settle(self, run: str, uid: str, tables: list[str]) -> bool:
+        """After a batch failed: roll the run back now; True if its previous results were gone.
 
         A second interrupt or error here leaves the marker for the next open to roll back.
         """
         try:
             rows = pending.pending(self)
             mine = rows[rows["uid"] == uid]
-            if not len(mine):
-                outcome.committed(run)
-                return
-            applied = bool(mine["applied"].iloc[0])
+            applied = bool(len(mine)) and bool(mine["applied"].iloc[0])
             pending.roll_back(self, uid, run, tables, applied)
             outcome.rolled_back(run, previous_kept=not applied)
+            return applied
         except BaseException:
-            pass
+            return False
 
     def update(self, table: str, frame: pd.DataFrame) -> None:
         """Set properties on existing nodes, matched by `uid`."""

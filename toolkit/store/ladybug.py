@@ -174,40 +174,62 @@ class LadybugStore(Store):
             self._rollback()
 
     def _write_all(self, steps: list[tuple[str, str, Any]]) -> None:
+        """Outside a batch: one transaction. Inside a run's batch: its statements (the marker
+        flag, the deletes) in one transaction, then each bulk load committing on its own.
+
+        LadybugDB 0.22.0 can crash (SIGSEGV) rolling back a transaction that bulk-loaded
+        relationships into a store that had rows deleted (tests/test_ladybug_upstream.py), so
+        inside a batch no bulk load is ever rolled back: a cut between them is undone by the
+        batch's marker instead (toolkit/store/pending.py).
+        """
         if self.read_only:
             raise StoreError(f"store {self.location} is open read-only")
         size = sum(int(a.memory_usage(index=False).sum()) for k, _, a in steps if isinstance(a, pd.DataFrame))
         hooks = self._batch is not None  # test kill points fire only inside a run's batch
+        txn, loads = (steps, []) if not hooks else ([s for s in steps if s[0] == "stmt"], [s for s in steps if s[0] != "stmt"])
         dog = guard.Watchdog(self.location, size, self._conn.interrupt)
         with dog:
             if dog.reason:
                 raise StoreError(dog.reason)
-            self._conn.execute("BEGIN TRANSACTION")
-            try:
-                for i, (kind, what, arg) in enumerate(steps):
+            self._transaction(txn, dog, hooks)
+            if hooks:
+                pending.kill_point("checkpoint", self.location)  # each load's commit checkpoints
+            for kind, what, arg in loads:
+                try:
                     self._step(kind, what, arg)
-                    if dog.reason:
-                        raise RuntimeError(dog.reason)
-                    if hooks and i == 0:
-                        pending.kill_point("applied")
-                if hooks:
-                    pending.kill_point("copied")
-                    pending.kill_point("checkpoint", self.location)
-            except RuntimeError as exc:
-                self._rollback()
+                except RuntimeError as exc:
+                    raise StoreError(dog.reason or f"write failed: {_one_line(exc)}") from None
                 if dog.reason:
-                    raise StoreError(dog.reason) from None
-                raise StoreError(f"write failed, nothing written: {_one_line(exc)}") from None
-            except BaseException:
-                self._rollback()
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except RuntimeError as exc:
-                self._rollback()
-                raise StoreError(dog.reason or f"write failed at commit: {_one_line(exc)}") from None
+                    raise StoreError(dog.reason)
         if hooks:
             pending.kill_point("committed")
+
+    def _transaction(self, steps: list[tuple[str, str, Any]], dog: guard.Watchdog, hooks: bool) -> None:
+        if not steps:
+            return
+        self._conn.execute("BEGIN TRANSACTION")
+        try:
+            for i, (kind, what, arg) in enumerate(steps):
+                self._step(kind, what, arg)
+                if dog.reason:
+                    raise RuntimeError(dog.reason)
+                if hooks and i == 0:
+                    pending.kill_point("applied")
+            if hooks:
+                pending.kill_point("copied")
+        except RuntimeError as exc:
+            self._rollback()
+            if dog.reason:
+                raise StoreError(dog.reason) from None
+            raise StoreError(f"write failed, nothing written: {_one_line(exc)}") from None
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except RuntimeError as exc:
+            self._rollback()
+            raise StoreError(dog.reason or f"write failed at commit: {_one_line(exc)}") from None
 
     def _step(self, kind: str, what: str, arg: Any) -> None:
         if kind == "stmt":

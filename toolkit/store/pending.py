@@ -6,8 +6,8 @@ rows (tests/test_ladybug_upstream.py). A transaction alone therefore cannot make
 atomic. Instead every replace is bracketed by a `PendingWrite` node:
 
 1. CREATE the marker (applied = false) and commit: logged, so it survives any crash.
-2. The run's writes; the first transaction that changes the run also sets applied = true
-   (logged with the deletes it commits).
+2. The run's writes: the first one's deletes commit in one transaction with applied = true;
+   then each bulk load commits on its own (LadybugDB 0.22 can crash rolling one back).
 3. DELETE the marker, in its own transaction after the writes committed and checkpointed.
 
 A marker left over means the write never finished: with applied = false the run was never
@@ -86,8 +86,9 @@ def recover(store: "Store") -> list[str]:
 # bench/bench_interrupt.py can cut a write off exactly there. Step `checkpoint` fires from a
 # thread once LadybugDB starts the checkpoint of that commit (its `.shadow` file appears):
 # the point where a kill loses copied rows. Steps, in order: marked (marker committed),
-# applied (first statement of a write ran), copied (all its statements ran, not committed),
-# checkpoint, committed (a write committed), finished (all writes done, marker not cleared).
+# applied (a write's first statement ran), copied (its deletes ran, not yet committed),
+# checkpoint (its bulk loads' checkpoints), committed (the write's loads all committed),
+# finished (all writes done, marker not cleared).
 _reached: dict[str, int] = {}
 
 
