@@ -87,11 +87,11 @@ class Watchdog:
         rss = rss_bytes()
         if rss > self.max_rss:
             return (f"write stopped: process memory {rss / GB:.1f} GB passed the limit {self.max_rss / GB:.1f} GB "
-                    "(APD_STORE_MAX_RSS); nothing was written")
+                    "(APD_STORE_MAX_RSS)")
         grown = store_bytes(self.path) - self.start_size
         if grown > self.max_growth:
             return (f"write stopped: store files grew {grown / GB:.1f} GB, past the limit {self.max_growth / GB:.1f} GB "
-                    "(APD_STORE_MAX_GROWTH); nothing was written")
+                    "(APD_STORE_MAX_GROWTH)")
         return None
 
     def _loop(self) -> None:
