@@ -250,7 +250,7 @@ def test_store_info_check_compact(demo, tmp_path):
     assert json_of(apd("store", "check", "--store", path, "--json"))["problems"] == []
     with open_store(path, read_only=True) as s:
         counts = s.counts().sort_values(["run", "label"], ignore_index=True)
-        flows = s.query("flows", run="digits-test", layers=[2, 3], l1=2, l2=3, l3=3, l4=3, l5=3, l6=3, min_strength=1)
+        flows = s.query("flows", run="digits-test", layers=[2, 3], l1=2, l2=3, l3=3, l4=3, l5=3, l6=3, min_strength=1, label=-1)
 
     out = json_of(apd("store", "compact", "--store", path, "--json"))
     assert out["bytes_after"] <= out["bytes_before"] and os.path.getsize(path) == out["bytes_after"]
@@ -258,7 +258,7 @@ def test_store_info_check_compact(demo, tmp_path):
     with open_store(path, read_only=True) as s:
         pd.testing.assert_frame_equal(s.counts().sort_values(["run", "label"], ignore_index=True), counts)
         pd.testing.assert_frame_equal(
-            s.query("flows", run="digits-test", layers=[2, 3], l1=2, l2=3, l3=3, l4=3, l5=3, l6=3, min_strength=1), flows)
+            s.query("flows", run="digits-test", layers=[2, 3], l1=2, l2=3, l3=3, l4=3, l5=3, l6=3, min_strength=1, label=-1), flows)
 
 
 def test_store_check_reports_a_damaged_run(demo, tmp_path):

@@ -350,24 +350,26 @@ def split(run: str, target: str, store: str | None, wait: float, as_json: bool) 
 @click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1),
               help="Keep flows with at least this many instances.")
 @click.option("--top", default=20, show_default=True, help="Flows to print (all with --json).")
+@click.option("--label", default=None, type=int, help="Only instances of this true label (printed, not written).")
 @store_option
 @wait_option
 @json_option
-def flows(run: str, layers: str | None, min_strength: int, top: int, store: str | None, wait: float,
-          as_json: bool) -> None:
+def flows(run: str, layers: str | None, min_strength: int, top: int, label: int | None, store: str | None,
+          wait: float, as_json: bool) -> None:
     """Flows over a set of layers -> Flow nodes and THROUGH edges (replacing the run's flows).
 
     Example: apd flows --run digits-test --layers 2,3 --min-strength 5
     """
     from toolkit.apd.flows import run_flows
 
-    with open_store(store, create=False, wait=wait) as s:
-        chosen, table = run_flows(s, run, layers, min_strength)
+    with open_store(store, read_only=label is not None, create=False, wait=wait) as s:
+        chosen, table = run_flows(s, run, layers, min_strength, label)
 
     def human() -> None:
         covered = int(table["strength"].sum())
         purity = float((table["purity"] * table["strength"]).sum() / covered) if covered else 0.0
-        click.echo(f"{run}: {len(table)} flows over layers {chosen}, {covered} instances, "
+        of = f" of true label {label}" if label is not None else ""
+        click.echo(f"{run}: {len(table)} flows over layers {chosen}, {covered} instances{of}, "
                    f"weighted purity {purity:.4f}, {int(table['errors'].sum())} errors")
         click.echo(table.head(top).to_string(index=False) if len(table) else "(no flows)")
 
@@ -424,10 +426,11 @@ def evolution(runs: str, store: str | None, as_json: bool) -> None:
 @click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--box", default=None, metavar="UMIN,UMAX,VMIN,VMAX", help="Explicit box in plane coordinates.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@click.option("--save", is_flag=True, help="Store the plane as a Plane node of the run (for `apd mbh --planes-from`).")
 @store_option
 @json_option
 def regions(run: str, anchors: str, device: str, scale: float, box: str | None, data_dir: str | None,
-            store: str | None, as_json: bool) -> None:
+            save: bool, store: str | None, as_json: bool) -> None:
     """Exact partition of the plane through three instances into activation regions.
 
     A plane point (u, v) is origin + u*basis[0] + v*basis[1].
@@ -436,8 +439,8 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
     from toolkit.regions.runs import plane_regions
 
     idx = numbers(anchors, "--anchors", count=3)
-    with open_store(store, read_only=True) as s:
-        out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir)
+    with open_store(store, read_only=not save) as s:
+        out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir, save)
     emit(out, as_json, lambda: click.echo(
         f"{run}: plane through instances {out['anchors']} (labels {out['anchor_labels']}): "
         f"{out['regions']} regions, area {out['area']:.6g} of box {out['box_area']:.6g} "
@@ -480,6 +483,172 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
         click.echo(table[cols].describe().T[["mean", "min", "50%", "max"]].to_string())
 
     emit(table, as_json, human)
+
+
+# --- pictures (report, plot plane) --------------------------------------------
+
+
+@main.command("report")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--out", required=True, metavar="FILE.html", help="Where to write the self-contained HTML report.")
+@click.option("--label", default=None, type=int, help="Only instances of this true label.")
+@click.option("--instances", default=500, show_default=True, type=int, help="Instances drawn in the Sankey (0 = all).")
+@click.option("--runs", "runs", default=None, metavar="GLOB", help="Snapshot runs drawn side by side, e.g. 'mnist32@e*'.")
+@click.option("--max-nodes", default=30, show_default=True, type=click.IntRange(min=2),
+              help="Sankey nodes per column; the rest are pooled as \"other\".")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the instance sample.")
+@click.option("--anchors", default=None, metavar="I,J,K",
+              help="Instances spanning the plane picture [default: first instances of three labels].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (plane partition).")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@json_option
+def report(run: str, out: str, label: int | None, instances: int, runs: str | None, max_nodes: int, seed: int,
+           anchors: str | None, device: str, data_dir: str | None, store: str | None, as_json: bool) -> None:
+    """One self-contained HTML file (opens offline): APD Sankey, patterns per layer, flows,
+    cluster sizes with errors and forgetting, a plane partition. Reads the store only.
+
+    Example: apd report --run digits-test --out report.html --label 3
+    """
+    from dataclasses import asdict
+
+    from toolkit.viz.report import build_report
+
+    with open_store(store, read_only=True) as s:
+        info = build_report(s, run, out, label, instances, runs, max_nodes, seed,
+                            numbers(anchors, "--anchors", count=3), data_dir, device, progress=not as_json)
+    emit(asdict(info), as_json, lambda: click.echo(
+        f"{info.path}: {info.bytes / 1e6:.1f} MB, {info.instances} instances drawn; sections "
+        f"{', '.join(info.sections)}; Sankey nodes/links "
+        + ", ".join(f"{p['run']} {p['nodes']}/{p['links']}" for p in info.sankey)))
+
+
+@main.group()
+def plot() -> None:
+    """Single pictures (PNG or SVG)."""
+
+
+@plot.command("plane")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
+@click.option("--class", "class_", default=None, type=int, help="Draw this class's blanket in red (needs MBH).")
+@click.option("--coverage", default=0.8, show_default=True, type=float, help="Minimum coverage of the blanket's pattern.")
+@click.option("--out", required=True, metavar="FILE.png|FILE.svg", help="Picture file; the format follows the suffix.")
+@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@json_option
+def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out: str, scale: float, device: str,
+               data_dir: str | None, store: str | None, as_json: bool) -> None:
+    """The exact plane partition through three instances: regions, decision boundary, anchors.
+
+    Example: apd plot plane --run digits-test --anchors 0,1,2 --out plane.png
+    """
+    from pathlib import Path
+
+    from toolkit.viz.plane import FORMATS, plane_picture, run_plane, save_picture
+
+    if Path(out).suffix.lower() not in FORMATS:
+        raise ApdError(f"--out must end in .png or .svg (got {Path(out).name!r})")
+    blanket, s_class = None, None
+    with open_store(store, read_only=True) as s:
+        rp = run_plane(s, run, numbers(anchors, "--anchors", count=3), device, scale, data_dir)
+        if class_ is not None:
+            from toolkit.mbh.runs import class_blanket
+
+            blanket, s_class = class_blanket(s, run, rp.part, class_, coverage, data_dir=data_dir)
+    text = [f"#{i} (label {y})" for i, y in zip(rp.anchors, rp.anchor_labels)]
+    path = save_picture(plane_picture(rp.part, rp.anchors_uv, text, blanket, s_class,
+                                      title=f"{run}: plane through {rp.anchors}"), out)
+    info = {"run": run, "out": str(path), "anchors": rp.anchors, "anchor_labels": rp.anchor_labels,
+            "regions": rp.part.count, "bytes": path.stat().st_size}
+    if class_ is not None:
+        info.update({"class": class_, "coverage": coverage, "s": s_class})
+    emit(info, as_json, lambda: click.echo(f"{path}: {rp.part.count} regions, anchors {rp.anchors}"))
+
+
+# --- mbh commands (mbh, mbh-sweep) --------------------------------------------
+
+
+def _classes(text: str) -> list[int] | None:
+    return None if text.strip().lower() == "all" else numbers(text, "--classes")
+
+
+@main.command("mbh")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--coverage", default="0.8", show_default=True, metavar="C|C1,C2,...",
+              help="Minimum coverage c_P in (0, 1]; a list is computed in one pass (nested blankets).")
+@click.option("--planes", default=10, show_default=True, type=int, help="Random planes (three classes each).")
+@click.option("--anchors", default=None, metavar="I,J,K", help="One plane through these three instances instead.")
+@click.option("--planes-from", default=None, metavar="RUN", help="Reuse another run's stored planes.")
+@click.option("--classes", default="all", show_default=True, metavar="all|0,3,9", help="Classes to specialize.")
+@click.option("--greedy", type=click.Choice(["individual", "joint"]), default="individual", show_default=True,
+              help="Add neurons by individual coverage, or by the joint coverage they keep.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random planes.")
+@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@wait_option
+@json_option
+def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_from: str | None, classes: str,
+            greedy: str, seed: int, scale: float, device: str, data_dir: str | None, store: str | None,
+            wait: float, as_json: bool) -> None:
+    """Maximal patterns per class, their minimal blankets on planes and the specialization
+    s = 1 - blanket area / box area, stored as Blanket, Neuron and Plane nodes (a re-run replaces them).
+
+    Example: apd mbh --run digits-test --coverage 0.5,0.8,1.0 --planes 5
+    """
+    from toolkit.mbh.runs import run_mbh
+
+    if anchors is not None and planes_from is not None:
+        raise ApdError("give --anchors or --planes-from, not both")
+    with open_store(store, create=False, wait=wait) as s:
+        out = run_mbh(s, run, numbers(coverage, "--coverage", float), planes,
+                      numbers(anchors, "--anchors", count=3), planes_from, _classes(classes), greedy, seed,
+                      device, scale, data_dir, progress=not as_json)
+
+    def human() -> None:
+        rows = [{"coverage": k, "class": c, "s": round(v["s"], 4), "s_min": round(v["s_min"], 4),
+                 "s_max": round(v["s_max"], 4), "constraints": len(v["constraints"]), "joint": round(v["joint"], 4)}
+                for k, per in out["classes"].items() for c, v in per.items()]
+        click.echo(pd.DataFrame(rows).to_string(index=False))
+        click.echo(f"{run}: {len(out['planes'])} planes; mean s " +
+                   ", ".join(f"{v:.4f} at c={k}" for k, v in out["s"].items()))
+
+    emit(out, as_json, human)
+
+
+@main.command("mbh-sweep")
+@click.option("--sizes", default="4,12,34,100", show_default=True, help="n of the (3n, n) MLPs.")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--planes", default=10, show_default=True, type=int)
+@click.option("--coverage", default=0.8, show_default=True, type=float)
+@click.option("--pruned", is_flag=True, help="Add each larger net pruned (--density) to the smallest net's "
+              "hidden-parameter budget 784*3n + 3n*n.")
+@click.option("--dataset", default="fashion-mnist", show_default=True, help="Dataset (train on train, measure on test).")
+@click.option("--out-dir", default="mbh-sweep", show_default=True, help="Where the checkpoints go.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache.")
+@store_option
+@wait_option
+@json_option
+def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned: bool, dataset: str, out_dir: str,
+                  seed: int, device: str, data_dir: str | None, store: str | None, wait: float,
+                  as_json: bool) -> None:
+    """The thesis' experiment shape: train (3n, n) MLPs, ingest their test split, s at one
+    coverage over the same planes for every net; prints s and accuracy per net.
+
+    Example: apd mbh-sweep --sizes 4,12 --epochs 2 --planes 3
+    """
+    from toolkit.mbh.sweep import sweep
+
+    with open_store(store, wait=wait) as s:
+        table = sweep(s, numbers(sizes, "--sizes"), epochs, planes, coverage, pruned, dataset, out_dir, seed,
+                      device, data_dir, progress=not as_json)
+    emit(table, as_json)
 
 
 # --- store maintenance (info, check, compact) ------------------------------------
