@@ -87,7 +87,7 @@ def test_planes_from_and_regions_save_give_identical_planes(apd, run_d):
     (["--coverage", "0.5,1.2"], "(0, 1]"),
     (["--classes", "3,12"], "class 12 has no samples"),
     (["--anchors", "1,2,450"], "out of range"),
-    (["--planes-from", "nope"], "no stored planes"),
+    (["--planes-from", "nope"], "no run named 'nope'"),
 ])
 def test_user_errors_are_one_line_and_leave_the_store_unchanged(apd, run_d, args, message):
     apd("mbh", "--run", "d", "--planes", "1", "--device", "cpu")

@@ -629,7 +629,8 @@ def _classes(text: str) -> list[int] | None:
 @click.option("--greedy", type=click.Choice(["individual", "joint"]), default="individual", show_default=True,
               help="Add neurons by individual coverage, or by the joint coverage they keep.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random planes.")
-@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--scale", default=1.2, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option

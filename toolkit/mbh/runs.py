@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from loaders.record import decode_bits, record
 from toolkit.apd.runs import run_layers
-from toolkit.errors import ApdError
+from toolkit.device import resolve_device
+from toolkit.errors import ApdError, no_such_run
 from toolkit.mbh.blanket import blanket_area, blanket_mask, specialization
 from toolkit.mbh.pattern import MaximalPatterns, check_coverages, maximal_patterns
 from toolkit.mbh.planes import PlaneSpec, anchor_plane, random_planes, saved_planes
@@ -97,6 +98,11 @@ def run_mbh(
     written only at the end, in one transaction.
     """
     coverages = check_coverages(coverages)
+    resolve_device(device)  # an unknown device fails here, not after the maximal patterns
+    if anchors is None and planes_from is None and planes < 1:
+        raise ApdError(f"--planes must be at least 1, got {planes}")
+    if planes_from is not None and planes_from not in set(store.query("runs")["run"]):
+        raise no_such_run(planes_from)
     src = run_source(store, run, data_dir)  # refuses a missing or changed model file
     layer = last_layer_states(store, run, src.model, src.data.x)
     present = np.unique(layer.labels[layer.counts > 0])
