@@ -687,8 +687,9 @@ def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned:
 
     Example: apd mbh-sweep --sizes 4,12 --epochs 2 --planes 3
     """
-    from toolkit.mbh.sweep import sweep
+    from toolkit.mbh.sweep import check_sweep, sweep
 
+    check_sweep(numbers(sizes, "--sizes"), epochs, planes, coverage, dataset, out_dir, device, data_dir)
     with open_store(store, wait=wait) as s:
         table = sweep(s, numbers(sizes, "--sizes"), epochs, planes, coverage, pruned, dataset, out_dir, seed,
                       device, data_dir, progress=not as_json)

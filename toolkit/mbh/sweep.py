@@ -17,14 +17,34 @@ import pandas as pd
 from loaders.datasets import load_dataset
 from loaders.ingest import ingest
 from loaders.train import train
+from toolkit.device import resolve_device
 from toolkit.errors import ApdError
 from toolkit.mbh.runs import run_mbh
+from toolkit.paths import writable_dir
 from toolkit.store import Store
 
 
 def hidden_budget(n: int, inputs: int = 784) -> int:
     """Weights of the two hidden layers of the (3n, n) MLP."""
     return inputs * 3 * n + 3 * n * n
+
+
+def check_sweep(sizes: Sequence[int], epochs: int, planes: int, coverage: float, dataset: str,
+                out_dir: str | os.PathLike, device: str, data_dir: str | os.PathLike | None = None) -> list[int]:
+    """Every input checked before the store is opened or a net trained (a bad --planes used to
+    surface after the first net was trained and ingested); returns the sorted distinct sizes."""
+    sizes = sorted(set(int(n) for n in sizes))
+    if not sizes or sizes[0] < 1:
+        raise ApdError(f"--sizes takes positive integers, got {list(sizes)}")
+    if not 0.0 < coverage <= 1.0:
+        raise ApdError(f"--coverage must lie in (0, 1], got {coverage}")
+    for option, value in (("--epochs", epochs), ("--planes", planes)):
+        if value < 1:
+            raise ApdError(f"{option} must be at least 1, got {value}")
+    resolve_device(device)
+    writable_dir(out_dir, "--out-dir")
+    load_dataset(dataset, "test", data_dir)  # an unknown or unfetched dataset
+    return sizes
 
 
 def sweep(
@@ -42,11 +62,7 @@ def sweep(
     progress: bool = False,
 ) -> pd.DataFrame:
     """One row per network: hidden neurons, density, test accuracy, mean/min/max s."""
-    sizes = sorted(set(int(n) for n in sizes))
-    if not sizes or sizes[0] < 1:
-        raise ApdError(f"--sizes takes positive integers, got {list(sizes)}")
-    if not 0.0 < coverage <= 1.0:
-        raise ApdError(f"--coverage must lie in (0, 1], got {coverage}")
+    sizes = check_sweep(sizes, epochs, planes, coverage, dataset, out_dir, device, data_dir)
     inputs = load_dataset(dataset, "test", data_dir).features
     nets = [(n, 1.0) for n in sizes]
     if pruned:
