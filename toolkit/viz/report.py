@@ -125,6 +125,11 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
         raise no_such_run(run)
     meta = all_runs.loc[run]
     data = read_patterns(store, run)
+    if anchors is not None:  # given by the user: refused, not turned into a "no plane picture" note
+        missing = sorted(set(anchors) - set(data.idx.tolist()))
+        if missing:
+            raise ApdError(f"--anchors {missing[0]} out of range: run {run!r} has instances "
+                           f"{int(data.idx.min())}..{int(data.idx.max())}")
     rows = choose_instances(data, label, instances, seed)
     measured = store.query("plane_blankets", run=run)  # `apd mbh` results: s per plane and blanket
     cover = blanket_coverage(measured, coverage)
