@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from toolkit.errors import ApdError
+from toolkit.paths import writable_path
 from toolkit.store import open_store, pending, queries
 from toolkit.store.base import Store, StoreError
 from toolkit.store.guard import store_bytes
@@ -112,6 +113,8 @@ def compact(location: str, out: str | None = None, wait: float = 0.0) -> dict:
     target = Path(out) if out else path.with_name(path.name + ".compact")
     if out and (target.exists() or target.resolve() == path.resolve()):
         raise ApdError(f"--out {target} exists: choose a new file")
+    if out:
+        writable_path(target, "--out")  # before the export, not as LadybugDB's IO exception after it
     export = path.with_name(path.name + ".export")
     for leftover in (export, target) if not out else (export,):  # from an earlier compact that was cut off
         _remove(leftover)
