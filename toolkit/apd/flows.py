@@ -83,6 +83,10 @@ def run_flows(store: Store, run: str, layers: str | None = None, min_strength: i
     chosen = parse_layers(layers, run_layers(store, run))
     flows = query_flows(store, run, chosen, min_strength, label)
     if label is not None:
+        if flows.empty:  # say so when the label itself is absent, rather than "0 flows"
+            present = np.unique(store.query("label_patterns", run=run, layer=chosen[0])["label"].to_numpy())
+            if label not in present:
+                raise ApdError(f"no instance has true label {label} (labels: {', '.join(map(str, present))})")
         return chosen, flows
     name = "-".join(map(str, chosen))
     uid = run + ":f:" + name + ":" + flows["fid"].astype(str)
