@@ -168,6 +168,8 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
         emit(table, as_json)
         return
     given = parse_params(params)
+    if "run" in given:  # a run name is text even when it reads as JSON (run=123, run=[1,2])
+        given["run"] = dict(pair.partition("=")[::2] for pair in params)["run"]
     wanted = queries.parameters(name)
     missing = sorted(set(wanted) - set(given))
     if missing:
@@ -181,7 +183,7 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
         asked += given["runs"] if isinstance(given.get("runs"), list) else []
         known = set(s.query("runs")["run"])
         for r in asked:
-            if r not in known:
+            if not isinstance(r, str) or r not in known:
                 raise no_such_run(str(r))
         emit(s.query(name, **given), as_json)
 
