@@ -1,9 +1,11 @@
 """Bad input to every command: one line on stderr, non-zero exit, no traceback, store unchanged.
 
 Each row is (id, args, expected fragment of the message). Placeholders in args:
-{store} the prepared store (runs digits-train / digits-test from `apd demo`, digits-test split),
+{store} the prepared store (runs digits-train / digits-test from `apd demo`, digits-test split and
+with MBH results at coverage 0.8 on one plane),
 {model} its model, {tmp} an empty scratch folder, {ro} a folder nothing can be written in,
-{corrupt} a file of garbage, {nan} / {inf} / {empty} npz files with NaN, inf, no rows.
+{corrupt} a file of garbage, {randlbug} random bytes named x.lbug, {dirhtml} / {dirpng} folders
+named like output files, {nan} / {inf} / {empty} npz files with NaN, inf, no rows.
 Add rows for new commands here; rows marked LOCKED run while another process holds the store.
 """
 from __future__ import annotations
@@ -156,6 +158,155 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("inject-query-path", ["query", "../README", "--store", "{store}"], "no query named"),
     ("inject-ingest-run", ["ingest", "{model}", "--split", "test", "--run", INJECT, "--store", "{store}"],
      "may only hold letters, digits"),
+    # mbh, mbh-sweep (the world's digits-test has MBH results at coverage 0.8 on one plane)
+    ("mbh-coverage-zero", ["mbh", "--run", "digits-test", "--coverage", "0", "--store", "{store}"], "(0, 1]"),
+    ("mbh-coverage-over", ["mbh", "--run", "digits-test", "--coverage", "1.5", "--store", "{store}"], "(0, 1]"),
+    ("mbh-coverage-nan", ["mbh", "--run", "digits-test", "--coverage", "nan", "--store", "{store}"], "(0, 1]"),
+    ("mbh-coverage-inf", ["mbh", "--run", "digits-test", "--coverage", "0.5,inf", "--store", "{store}"], "(0, 1]"),
+    ("mbh-coverage-text", ["mbh", "--run", "digits-test", "--coverage", "abc", "--store", "{store}"],
+     "--coverage takes comma-separated numbers"),
+    ("mbh-class-no-samples", ["mbh", "--run", "digits-test", "--classes", "3,99", "--store", "{store}"],
+     "class 99 has no samples"),
+    ("mbh-class-negative", ["mbh", "--run", "digits-test", "--classes", "-1", "--store", "{store}"],
+     "class -1 has no samples"),
+    ("mbh-class-text", ["mbh", "--run", "digits-test", "--classes", "x", "--store", "{store}"],
+     "--classes takes comma-separated integers"),
+    ("mbh-anchor-range", ["mbh", "--run", "digits-test", "--anchors", "0,1,99999", "--store", "{store}"],
+     "out of range"),
+    ("mbh-anchors-count", ["mbh", "--run", "digits-test", "--anchors", "0,1", "--store", "{store}"],
+     "--anchors takes 3 numbers"),
+    ("mbh-planes-zero", ["mbh", "--run", "digits-test", "--planes", "0", "--store", "{store}"],
+     "--planes must be at least 1"),
+    ("mbh-planes-negative", ["mbh", "--run", "digits-test", "--planes", "-1", "--store", "{store}"],
+     "--planes must be at least 1"),
+    ("mbh-planes-text", ["mbh", "--run", "digits-test", "--planes", "x", "--store", "{store}"], "'--planes'"),
+    ("mbh-planes-from-unknown", ["mbh", "--run", "digits-test", "--planes-from", "nosuch", "--store", "{store}"],
+     NO_RUN),
+    ("mbh-planes-from-no-planes", ["mbh", "--run", "digits-test", "--planes-from", "digits-train",
+                                   "--store", "{store}"], "has no stored planes"),
+    ("mbh-anchors-and-planes-from", ["mbh", "--run", "digits-test", "--anchors", "0,1,2", "--planes-from",
+                                     "digits-test", "--store", "{store}"], "not both"),
+    ("mbh-scale-zero", ["mbh", "--run", "digits-test", "--scale", "0", "--store", "{store}"], "'--scale'"),
+    ("mbh-greedy", ["mbh", "--run", "digits-test", "--greedy", "best", "--store", "{store}"], "'--greedy'"),
+    ("mbh-unknown-run", ["mbh", "--run", "nosuch", "--store", "{store}"], NO_RUN),
+    ("mbh-missing-store", ["mbh", "--run", "x", "--store", "{tmp}/none.lbug"], "no store at"),
+    ("mbh-device", ["mbh", "--run", "digits-test", "--planes", "1", "--device", "tpu", "--store", "{store}"],
+     "tpu"),
+    ("inject-mbh", ["mbh", "--run", INJECT, "--store", "{store}"], NO_RUN),
+    ("inject-mbh-planes-from", ["mbh", "--run", "digits-test", "--planes-from", INJECT, "--store", "{store}"],
+     NO_RUN),
+    ("sweep-sizes-text", ["mbh-sweep", "--sizes", "4,x", "--dataset", "digits", "--out-dir", "{tmp}/sw",
+                          "--store", "{store}"], "--sizes takes comma-separated integers"),
+    ("sweep-epochs-zero-new-store", ["mbh-sweep", "--sizes", "2", "--epochs", "0", "--dataset", "digits",
+                                     "--out-dir", "{tmp}/sw", "--store", "{tmp}/new.lbug"], "--epochs must be at least 1"),
+    ("sweep-sizes-zero", ["mbh-sweep", "--sizes", "0,4", "--dataset", "digits", "--out-dir", "{tmp}/sw",
+                          "--store", "{store}"], "--sizes takes positive integers"),
+    ("sweep-epochs-zero", ["mbh-sweep", "--sizes", "2", "--epochs", "0", "--dataset", "digits",
+                           "--out-dir", "{tmp}/sw", "--store", "{store}"], "--epochs must be at least 1"),
+    ("sweep-planes-zero", ["mbh-sweep", "--sizes", "2", "--epochs", "1", "--planes", "0", "--dataset", "digits",
+                           "--out-dir", "{tmp}/sw", "--store", "{store}"], "--planes must be at least 1"),
+    ("sweep-coverage-over", ["mbh-sweep", "--sizes", "2", "--coverage", "2", "--dataset", "digits",
+                             "--out-dir", "{tmp}/sw", "--store", "{store}"], "(0, 1]"),
+    ("sweep-coverage-nan", ["mbh-sweep", "--sizes", "2", "--coverage", "nan", "--dataset", "digits",
+                            "--out-dir", "{tmp}/sw", "--store", "{store}"], "(0, 1]"),
+    ("sweep-device", ["mbh-sweep", "--sizes", "2", "--device", "tpu", "--dataset", "digits", "--out-dir", "{tmp}/sw",
+                      "--store", "{store}"], "tpu"),
+    ("sweep-unknown-dataset", ["mbh-sweep", "--sizes", "2", "--dataset", "nosuch", "--out-dir", "{tmp}/sw",
+                               "--store", "{store}"], "unknown dataset 'nosuch'"),
+    ("sweep-out-dir-file", ["mbh-sweep", "--sizes", "2", "--dataset", "digits", "--out-dir", "{corrupt}",
+                            "--store", "{store}"], "is a file, not a directory"),
+    ("sweep-out-dir-read-only", ["mbh-sweep", "--sizes", "2", "--dataset", "digits", "--out-dir", "{ro}/sw",
+                                 "--store", "{store}"], "cannot write in"),
+    # report
+    ("report-label-range", ["report", "--run", "digits-test", "--label", "99", "--out", "{tmp}/r.html",
+                            "--store", "{store}"], "no instance has true label 99"),
+    ("report-label-text", ["report", "--run", "digits-test", "--label", "x", "--out", "{tmp}/r.html",
+                           "--store", "{store}"], "'--label'"),
+    ("report-coverage-not-stored", ["report", "--run", "digits-test", "--coverage", "0.3", "--out", "{tmp}/r.html",
+                                    "--store", "{store}"], "--coverage 0.3 has no stored blankets"),
+    ("report-runs-no-match", ["report", "--run", "digits-test", "--runs", "nosuch*", "--out", "{tmp}/r.html",
+                              "--store", "{store}"], "no run matches"),
+    ("report-out-is-dir", ["report", "--run", "digits-test", "--out", "{dirhtml}", "--store", "{store}"],
+     "is a directory"),
+    ("report-out-under-file", ["report", "--run", "digits-test", "--out", "{corrupt}/r.html", "--store", "{store}"],
+     "is not a directory"),
+    ("report-anchors-range", ["report", "--run", "digits-test", "--anchors", "0,1,99999", "--out", "{tmp}/r.html",
+                              "--store", "{store}"], "out of range"),
+    ("report-out-missing-dir", ["report", "--run", "digits-test", "--out", "{tmp}/nodir/r.html", "--store", "{store}"],
+     "does not exist"),
+    ("report-max-nodes", ["report", "--run", "digits-test", "--max-nodes", "1", "--out", "{tmp}/r.html",
+                          "--store", "{store}"], "'--max-nodes'"),
+    ("report-missing-store", ["report", "--run", "x", "--out", "{tmp}/r.html", "--store", "{tmp}/none.lbug"],
+     "no store at"),
+    # plot plane
+    ("plot-class-range", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--class", "99",
+                          "--out", "{tmp}/p.png", "--store", "{store}"], "class 99 has no samples"),
+    ("plot-class-text", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--class", "x",
+                         "--out", "{tmp}/p.png", "--store", "{store}"], "'--class'"),
+    ("plot-coverage-over", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--class", "3",
+                            "--coverage", "1.5", "--out", "{tmp}/p.png", "--store", "{store}"], "(0, 1]"),
+    ("plot-out-is-dir", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--out", "{dirpng}",
+                         "--store", "{store}"], "is a directory"),
+    ("plot-anchors-count", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1", "--out", "{tmp}/p.png",
+                            "--store", "{store}"], "--anchors takes 3 numbers"),
+    ("inject-plot", ["plot", "plane", "--run", INJECT, "--anchors", "0,1,2", "--out", "{tmp}/p.png",
+                     "--store", "{store}"], NO_RUN),
+    # export: every table on an unknown run, output paths
+    ("export-instances-unknown-run", ["export", "--run", "nosuch", "--what", "instances", "--out", "{tmp}/i.csv",
+                                      "--store", "{store}"], NO_RUN),
+    ("export-patterns-unknown-run", ["export", "--run", "nosuch", "--what", "patterns", "--format", "parquet",
+                                     "--out", "{tmp}/p.parquet", "--store", "{store}"], NO_RUN),
+    ("export-clusters-unknown-run", ["export", "--run", "nosuch", "--what", "clusters", "--out", "{tmp}/c.csv",
+                                     "--store", "{store}"], NO_RUN),
+    ("export-admin-unknown-run", ["export", "--run", "nosuch", "--format", "neo4j-admin", "--out", "{tmp}/adm",
+                                  "--store", "{store}"], NO_RUN),
+    ("export-admin-read-only", ["export", "--run", "digits-test", "--format", "neo4j-admin", "--out", "{ro}/adm",
+                                "--store", "{store}"], "cannot write in"),
+    ("export-out-under-file", ["export", "--run", "digits-test", "--what", "patterns", "--out", "{corrupt}/p.csv",
+                               "--store", "{store}"], "is not a directory"),
+    ("export-layers-not-flows", ["export", "--run", "digits-test", "--what", "patterns", "--layers", "1,2",
+                                 "--out", "{tmp}/p.csv", "--store", "{store}"], "--layers applies to --what flows"),
+    ("export-flows-layers-range", ["export", "--run", "digits-test", "--what", "flows", "--layers", "0,9",
+                                   "--out", "{tmp}/f.csv", "--store", "{store}"], "out of range"),
+    # store info | check | compact
+    ("store-info-missing", ["store", "info", "--store", "{tmp}/none.lbug"], "no store at"),
+    ("store-check-missing", ["store", "check", "--store", "{tmp}/none.lbug"], "no store at"),
+    ("store-compact-missing", ["store", "compact", "--store", "{tmp}/none.lbug"], "no store at"),
+    ("store-info-corrupt", ["store", "info", "--store", "{randlbug}"], "cannot open store"),
+    ("store-check-corrupt", ["store", "check", "--store", "{randlbug}"], "cannot open store"),
+    ("store-compact-corrupt", ["store", "compact", "--store", "{randlbug}"], "cannot open store"),
+    ("store-compact-out-read-only", ["store", "compact", "--out", "{ro}/c.lbug", "--store", "{store}"],
+     "cannot write in"),
+    ("store-compact-out-under-file", ["store", "compact", "--out", "{corrupt}/c.lbug", "--store", "{store}"],
+     "is not a directory"),
+    ("store-compact-out-exists", ["store", "compact", "--out", "{corrupt}", "--store", "{store}"], "exists"),
+    ("store-compact-out-self", ["store", "compact", "--out", "{store}", "--store", "{store}"], "exists"),
+    ("store-info-neo4j", ["store", "info", "--store", "bolt://127.0.0.1:1"], "LadybugDB"),
+    # regions --save, flows --label, evolution, the rest of the options
+    ("regions-save-unknown-run", ["regions", "--run", "nosuch", "--anchors", "0,1,2", "--save", "--store", "{store}"],
+     NO_RUN),
+    ("inject-regions-save", ["regions", "--run", INJECT, "--anchors", "0,1,2", "--save", "--store", "{store}"],
+     NO_RUN),
+    ("regions-device", ["regions", "--run", "digits-test", "--anchors", "0,1,2", "--device", "tpu",
+                        "--store", "{store}"], "tpu"),
+    ("flows-label-range", ["flows", "--run", "digits-test", "--label", "99", "--store", "{store}"],
+     "no instance has true label 99"),
+    ("flows-layers-text", ["flows", "--run", "digits-test", "--layers", "a,b", "--store", "{store}"],
+     "is not a comma-separated list of layer numbers"),
+    ("evolution-no-runs", ["evolution", "--store", "{store}"], "Missing option '--runs'"),
+    ("evolution-unknown-run", ["evolution", "--runs", "nosuch", "--store", "{store}"], "no run matches"),
+    ("evolution-missing-store", ["evolution", "--runs", "x*", "--store", "{tmp}/none.lbug"], "no store at"),
+    ("hardness-missing-store", ["hardness", "--run", "x", "--store", "{tmp}/none.lbug"], "no store at"),
+    ("geometry-device", ["geometry", "--run", "digits-test", "--segment", "0,1", "--device", "tpu",
+                         "--store", "{store}"], "tpu"),
+    ("split-target", ["split", "--run", "digits-test", "--target", "x", "--store", "{store}"], "'--target'"),
+    ("drop-wait-negative", ["drop", "--run", "digits-test", "--wait", "-1", "--store", "{store}"], "'--wait'"),
+    ("ingest-split", ["ingest", "{model}", "--split", "nosuch", "--run", "x", "--store", "{store}"], "'--split'"),
+    ("ingest-missing-npz", ["ingest", "{model}", "--dataset", "npz:{tmp}/none.npz", "--run", "x",
+                            "--store", "{store}"], "none.npz"),
+    ("query-param-bad-json-run", ["query", "layer_summary", "-p", "run=[1,2]", "--store", "{store}"], NO_RUN),
+    ("query-param-bad-json-runs", ["query", "pattern_counts", "-p", "runs=[[1]]", "--store", "{store}"], NO_RUN),
+    ("runs-missing-store", ["runs", "--store", "{tmp}/none.lbug"], "no store at"),
 ]
 LOCKED: list[tuple[str, list[str], str]] = [
     ("locked-split", ["split", "--run", "digits-test", "--store", "{store}"], "locked by another process"),
@@ -183,7 +334,8 @@ def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("bad")
     store, model = str(base / "apd.lbug"), str(base / "demo.pt")
     runner = CliRunner()
-    for args in (["demo", "--epochs", "3", "--model", model], ["split", "--run", "digits-test"]):
+    for args in (["demo", "--epochs", "3", "--model", model], ["split", "--run", "digits-test"],
+                 ["mbh", "--run", "digits-test", "--planes", "1", "--coverage", "0.8"]):
         result = runner.invoke(main, [*args, "--store", store, "--json"])
         assert result.exit_code == 0, result.output
     rng = np.random.default_rng(0)
@@ -194,8 +346,12 @@ def world(tmp_path_factory):
         np.savez(base / f"{name}.npz", x=arr, y=y)
     np.savez(base / "empty.npz", x=np.zeros((0, 64), np.float32), y=np.zeros(0, np.int64))
     (base / "corrupt.bin").write_bytes(b"\x00garbage, not a model or a store\n" * 20)
+    (base / "x.lbug").write_bytes(rng.bytes(8192))
+    for name in ("dir.html", "dir.png"):
+        (base / name).mkdir()
     yield {"store": store, "model": model, "ro": str(_read_only_dir(base)), "corrupt": str(base / "corrupt.bin"),
-           "nan": str(base / "nan.npz"), "inf": str(base / "inf.npz"), "empty": str(base / "empty.npz")}
+           "nan": str(base / "nan.npz"), "inf": str(base / "inf.npz"), "empty": str(base / "empty.npz"),
+           "randlbug": str(base / "x.lbug"), "dirhtml": str(base / "dir.html"), "dirpng": str(base / "dir.png")}
     (base / "ro").chmod(0o755)
 
 
@@ -237,7 +393,7 @@ def test_bad_input(world, tmp_path, args, fragment):
     result = _invoke(world, tmp_path, args)
     _one_line_error(result, fragment)
     assert _state(world["store"]) == before
-    assert not [p for p in tmp_path.iterdir() if p.suffix in (".tmp", ".csv", ".pt", ".parquet", ".html", ".png")]
+    assert not list(tmp_path.iterdir())  # nothing half-written, no store or folder created
 
 
 def test_bad_input_on_a_locked_store(world, tmp_path):
