@@ -116,10 +116,10 @@ def compact(location: str, out: str | None = None, wait: float = 0.0) -> dict:
     if out:
         writable_path(target, "--out")  # before the export, not as LadybugDB's IO exception after it
     export = path.with_name(path.name + ".export")
-    for leftover in (export, target) if not out else (export,):  # from an earlier compact that was cut off
-        _remove(leftover)
     before = store_bytes(path)
     with open_store(str(path), create=False, wait=wait) as s:  # holds the lock; recovers first
+        for leftover in (export, target) if not out else (export,):  # an earlier compact's, cut off; under
+            _remove(leftover)  # the lock, so a refused compact never deletes a running one's files
         want = _snapshot(s)
         s._run(f"EXPORT DATABASE '{_quoted(export)}'")
     try:
