@@ -313,6 +313,15 @@ LOCKED: list[tuple[str, list[str], str]] = [
     ("locked-drop", ["drop", "--run", "digits-test", "--store", "{store}"], "locked by another process"),
     ("locked-ingest", ["ingest", "{model}", "--split", "test", "--run", "y", "--store", "{store}"],
      "locked by another process"),
+    ("locked-mbh", ["mbh", "--run", "digits-test", "--planes", "1", "--store", "{store}"], "locked by another process"),
+    ("locked-regions-save", ["regions", "--run", "digits-test", "--anchors", "0,1,2", "--save", "--store", "{store}"],
+     "locked by another process"),
+    ("locked-flows", ["flows", "--run", "digits-test", "--store", "{store}"], "locked by another process"),
+    ("locked-geometry", ["geometry", "--run", "digits-test", "--store", "{store}"], "locked by another process"),
+    ("locked-store-check", ["store", "check", "--store", "{store}"], "locked by another process"),
+    ("locked-store-compact", ["store", "compact", "--store", "{store}"], "locked by another process"),
+    ("locked-sweep", ["mbh-sweep", "--sizes", "2", "--epochs", "1", "--planes", "1", "--dataset", "digits",
+                      "--out-dir", "{tmp}/sw", "--store", "{store}"], "locked by another process"),
 ]
 
 
@@ -403,11 +412,16 @@ def test_bad_input_on_a_locked_store(world, tmp_path):
                                "print('open', flush=True); sys.stdin.read()", world["store"]],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    working = Path(world["store"] + ".compact")  # as if the holder were compacting: a refused
+    working.write_bytes(b"in progress")  # compact must not delete its files
     try:
         assert holder.stdout.readline().strip() == "open"
         for _, args, fragment in LOCKED:
             _one_line_error(_invoke(world, tmp_path, args), fragment)
+        assert working.read_bytes() == b"in progress"
     finally:
+        working.unlink(missing_ok=True)
         holder.stdin.close()
         holder.wait(60)
     assert _state(world["store"]) == before
+    assert not list(tmp_path.iterdir())
