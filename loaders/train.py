@@ -6,6 +6,8 @@ next to `out` as `<stem>@e<epoch><suffix>`, the naming `apd ingest` runs reuse (
 """
 from __future__ import annotations
 
+import math
+
 import os
 from pathlib import Path
 
@@ -59,6 +61,8 @@ def train(
     if batch_size < 1:
         raise ApdError(f"--batch-size must be positive (got {batch_size})")
     lr = OPTIMIZERS[optimizer] if lr is None else lr
+    if not (math.isfinite(lr) and lr > 0):  # torch's own ValueError would surface as a traceback
+        raise ApdError(f"--lr must be a positive number (got {lr})")
     writable_path(out, "--out")  # snapshots go beside it
 
     train_ds = load_dataset(dataset, "train", data_dir)
