@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loaders.ingest import ingest, summary
 from loaders.train import train
+from toolkit.errors import ApdError
 from toolkit.paths import writable_path
 from toolkit.store import open_store, store_location
 
@@ -34,6 +35,8 @@ def demo(
 
     The store is opened (and locked) first, so a busy store fails before training.
     """
+    if epochs < 1:  # before the store is created
+        raise ApdError(f"--epochs must be at least 1 (got {epochs})")
     model = Path(model) if model else demo_model_path(store)
     if "://" not in store_location(store):
         writable_path(store_location(store), "--store")
