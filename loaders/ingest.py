@@ -51,7 +51,7 @@ def ingest(
     A store given by location is opened (and locked, waiting up to `wait` seconds for another
     writer) before the model is loaded, so a second writer fails before doing any work.
     """
-    run = run or f"{Path(model_path).stem}-{split}"
+    run = f"{Path(model_path).stem}-{split}" if run is None else run  # --run "" is refused, not defaulted
     if not _RUN_NAME.fullmatch(run):
         raise ApdError(f"run name {run!r} may only hold letters, digits and . _ @ + -")
     if not isinstance(store, Store):
