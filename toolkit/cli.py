@@ -48,10 +48,28 @@ def store_option(f: Callable) -> Callable:
     )(f)
 
 
+class Real(click.FloatRange):
+    """A FloatRange that also refuses NaN (which passes every comparison) and, unless
+    `allow_inf`, infinities: `--scale nan` failed later on the box without naming --scale."""
+
+    def __init__(self, *args: Any, allow_inf: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allow_inf = allow_inf
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if math.isnan(rv) or (math.isinf(rv) and not self.allow_inf):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+SCALE = Real(min=0, min_open=True)
+
+
 def wait_option(f: Callable) -> Callable:
     """`--wait SECONDS` for every command that writes the store: how long to wait for another writer."""
     return click.option(
-        "--wait", "wait", default=0.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+        "--wait", "wait", default=0.0, show_default=True, type=Real(min=0, allow_inf=True), metavar="SECONDS",
         help="Wait up to SECONDS for another process's lock on the store (default: fail at once).",
     )(f)
 
@@ -456,7 +474,7 @@ def evolution(runs: str, store: str | None, as_json: bool) -> None:
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--scale", default=1.2, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--scale", default=1.2, show_default=True, type=SCALE, help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--box", default=None, metavar="UMIN,UMAX,VMIN,VMAX", help="Explicit box in plane coordinates.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @click.option("--save", is_flag=True, help="Store the plane as a Plane node of the run (for `apd mbh --planes-from`).")
@@ -576,7 +594,7 @@ def plot() -> None:
 @click.option("--class", "class_", default=None, type=int, help="Draw this class's blanket in red (needs MBH).")
 @click.option("--coverage", default=0.8, show_default=True, type=float, help="Minimum coverage of the blanket's pattern.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg", help="Picture file; the format follows the suffix.")
-@click.option("--scale", default=1.2, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--scale", default=1.2, show_default=True, type=SCALE,
               help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
@@ -631,7 +649,7 @@ def _classes(text: str) -> list[int] | None:
 @click.option("--greedy", type=click.Choice(["individual", "joint"]), default="individual", show_default=True,
               help="Add neurons by individual coverage, or by the joint coverage they keep.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random planes.")
-@click.option("--scale", default=1.2, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--scale", default=1.2, show_default=True, type=SCALE,
               help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
