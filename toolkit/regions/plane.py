@@ -68,8 +68,8 @@ def plane_from_anchors(
         half = scale * np.linalg.norm(pts - centre, axis=1).max()
         box = (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
     box = tuple(float(b) for b in box)
-    if len(box) != 4 or not (box[0] < box[1] and box[2] < box[3]):
-        raise ValueError(f"box must be (umin, umax, vmin, vmax) with umin < umax and vmin < vmax, got {box}")
+    if len(box) != 4 or not (box[0] < box[1] and box[2] < box[3]) or not np.isfinite(box).all():
+        raise ValueError(f"box must be finite (umin, umax, vmin, vmax) with umin < umax and vmin < vmax, got {box}")
     return Plane(x0, basis, box)
 
 
