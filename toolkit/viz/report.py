@@ -22,6 +22,7 @@ from tqdm import tqdm
 from toolkit.apd.flows import parse_layers, query_flows
 from toolkit.apd.runs import RunPatterns, read_patterns
 from toolkit.apd.splitting import split
+from toolkit.device import resolve_device
 from toolkit.errors import ApdError, no_such_run
 from toolkit.store import Store
 from toolkit.viz import charts, plane, sankey
@@ -120,6 +121,7 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
         raise ApdError(f"--out must end in .html (got {path.name!r})")
     if not path.parent.is_dir():
         raise ApdError(f"directory {str(path.parent)!r} does not exist")
+    resolve_device(device)  # a bad --device is refused, not turned into a "No plane picture" note
     all_runs = store.query("runs").set_index("run", drop=False)
     if run not in all_runs.index:
         raise no_such_run(run)
