@@ -149,6 +149,8 @@ def run_segment(
     src = run_source(store, run, data_dir)
     if len(ends) != 2 or not all(0 <= i < len(src.data) for i in ends):
         raise ApdError(f"--segment takes two instance indices in 0..{len(src.data) - 1}, got {ends}")
+    if ends[0] == ends[1]:  # as --anchors must be distinct: a zero-length segment is a typo, not a question
+        raise ApdError(f"--segment takes two distinct instances, got {ends}")
     seg = segment_regions(src.model, src.data.x[ends[0]], src.data.x[ends[1]], device=device)
     return {"run": run, "segment": ends, "regions": seg.count, "length": float(np.linalg.norm(
         src.data.x[ends[1]].astype(np.float64) - src.data.x[ends[0]]))}
