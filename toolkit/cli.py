@@ -133,6 +133,8 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key.isidentifier():
             raise ApdError(f"parameter {pair!r} is not key=value")
+        if key in params:  # the last would silently win
+            raise ApdError(f"parameter {key} is given twice")
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
