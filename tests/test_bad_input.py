@@ -341,6 +341,10 @@ ROWS: list[tuple[str, list[str], str]] = [
                             "--store", "{store}"], "none.npz"),
     ("query-param-bad-json-run", ["query", "layer_summary", "-p", "run=[1,2]", "--store", "{store}"], NO_RUN),
     ("query-param-bad-json-runs", ["query", "pattern_counts", "-p", "runs=[[1]]", "--store", "{store}"], NO_RUN),
+    ("query-param-twice", ["query", "layer_summary", "-p", "run=digits-test", "-p", "run=x", "--store", "{store}"],
+     "parameter run is given twice"),
+    ("cypher-param-twice", ["cypher", "RETURN $a AS a", "-p", "a=1", "-p", "a=2", "--store", "{store}"],
+     "parameter a is given twice"),
     ("runs-missing-store", ["runs", "--store", "{tmp}/none.lbug"], "no store at"),
 ]
 LOCKED: list[tuple[str, list[str], str]] = [
