@@ -31,6 +31,8 @@ from toolkit.store.schema import NODES
 
 CHUNK_INSTANCES = 250_000  # instances per write once a run is too big for one transaction
 _RUN_NAME = re.compile(r"[A-Za-z0-9_.@+-]+")
+# what a (re-)ingest replaces: everything of the run except the Epoch nodes training recorded
+_RUN_TABLES = [t for t in NODES if t != "Epoch"]
 
 
 def ingest(
@@ -147,14 +149,14 @@ def write_frames(store: Store, run: str, frames: dict[str, dict[str, pd.DataFram
     instances, activates = nodes["Instance"], rels["ACTIVATES"]
     n = len(instances)
     if n <= CHUNK_INSTANCES:
-        store.write(run, nodes=nodes, rels=rels, replace=list(NODES))
+        store.write(run, nodes=nodes, rels=rels, replace=_RUN_TABLES)
         return
     # ACTIVATES is layer-major: instance i's edge of layer l is row l * n + i.
     layers = len(activates) // n
     graph_nodes = {k: v for k, v in nodes.items() if k != "Instance"}
     graph_rels = {k: v for k, v in rels.items() if k != "ACTIVATES"}
     try:
-        store.write(run, nodes=graph_nodes, rels=graph_rels, replace=list(NODES))
+        store.write(run, nodes=graph_nodes, rels=graph_rels, replace=_RUN_TABLES)
         for start in range(0, n, CHUNK_INSTANCES):
             stop = min(n, start + CHUNK_INSTANCES)
             rows = (np.arange(layers)[:, None] * n + np.arange(start, stop)).ravel()
