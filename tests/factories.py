@@ -114,6 +114,32 @@ def functional() -> nn.Module:
     return Functional()
 
 
+class Residual(nn.Module):
+    """A small residual MLP: h + W relu(V h) twice between ReLU layers (seeded, wide weights)."""
+
+    def __init__(self, d: int = 64, w: int = 7, classes: int = 10, seed: int = 5) -> None:
+        super().__init__()
+        self.inp = nn.Linear(d, w)
+        self.a1, self.b1 = nn.Linear(w, w), nn.Linear(w, w)
+        self.a2, self.b2 = nn.Linear(w, w), nn.Linear(w, w)
+        self.out = nn.Linear(w, classes)
+        self.r0, self.r1, self.r2, self.r3 = nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU()
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.6 if "weight" in name else 0.3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.r0(self.inp(x))
+        h = h + self.b1(self.r1(self.a1(h)))
+        h = h + self.b2(self.r2(self.a2(h)))
+        return self.out(self.r3(h))
+
+
+def residual() -> nn.Module:
+    return Residual()
+
+
 def synthetic(n: int = 600, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian blobs in FEATURES dimensions, 3 classes, values spread around [-2, 2]."""
     rng = np.random.default_rng(seed)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import factories
 from toolkit.regions.partition import partition
 from toolkit.regions.plane import plane_from_anchors
 
@@ -38,24 +39,6 @@ class TinyConv(nn.Module):
         return self.out(self.act3(self.fc(h)))
 
 
-class Residual(nn.Module):
-    """MLP with two skip connections: h + W relu(V h)."""
-
-    def __init__(self, d: int = 5, w: int = 7) -> None:
-        super().__init__()
-        self.inp = nn.Linear(d, w)
-        self.a1, self.b1 = nn.Linear(w, w), nn.Linear(w, w)
-        self.a2, self.b2 = nn.Linear(w, w), nn.Linear(w, w)
-        self.out = nn.Linear(w, 3)
-        self.r0, self.r1, self.r2, self.r3 = nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.r0(self.inp(x))
-        h = h + self.b1(self.r1(self.a1(h)))
-        h = h + self.b2(self.r2(self.a2(h)))
-        return self.out(self.r3(h))
-
-
 def _init(model: nn.Module, seed: int) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -68,7 +51,7 @@ def _init(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def _hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+def hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Forward hooks' `> 0` masks at every activation module, concatenated (the oracle)."""
     seen: list[torch.Tensor] = []
     handles = [m.register_forward_pre_hook(lambda _m, args: seen.append((args[0] > 0).flatten(1)))
@@ -82,35 +65,36 @@ def _hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return torch.cat(seen, 1).numpy().astype(np.int8)
 
 
-def _check_against_brute_force(model: nn.Module, d: int, seed: int, grid: int = 120) -> int:
+def check_against_brute_force(model: nn.Module, d: int, seed: int, grid: int = 120, plane=None, part=None) -> int:
+    """The three oracles on `plane` (default: through three Gaussian points); returns the region count."""
     rng = np.random.default_rng(seed)
-    plane = plane_from_anchors(*rng.normal(size=(3, d)))
-    part = partition(model, plane, device="cpu")
+    plane = plane or plane_from_anchors(*rng.normal(size=(3, d)))
+    part = part or partition(model, plane, device="cpu")
     # areas sum to the box, every polygon has positive area
     assert part.total_area == pytest.approx(plane.box_area, rel=1e-9)
     assert bool((part.area > 0).all())
     model64 = model.double()
     # each region's pattern is the forward pass's at its interior point; patterns are distinct
     inner = torch.from_numpy(plane.to_input(part.interior_points().numpy()))
-    assert np.array_equal(part.pattern.numpy(), _hook_states(model64, inner))
+    assert np.array_equal(part.pattern.numpy(), hook_states(model64, inner))
     assert len(np.unique(part.pattern.numpy(), axis=0)) == part.count
     assert np.array_equal(part.label.numpy(), model64(inner).argmax(1).numpy())
     # a dense grid finds no pattern the partition lacks
     umin, umax, vmin, vmax = plane.box
     u, v = np.meshgrid(np.linspace(umin, umax, grid), np.linspace(vmin, vmax, grid))
     pts = torch.from_numpy(plane.to_input(np.stack([u.ravel(), v.ravel()], 1)))
-    grid_patterns = {row.tobytes() for row in _hook_states(model64, pts)}
+    grid_patterns = {row.tobytes() for row in hook_states(model64, pts)}
     assert grid_patterns <= {row.tobytes() for row in part.pattern.numpy()}
     return part.count
 
 
 def test_conv_partition_equals_brute_force():
-    count = _check_against_brute_force(_init(TinyConv(), 3), 64, seed=4)
+    count = check_against_brute_force(_init(TinyConv(), 3), 64, seed=4)
     assert count > 50
 
 
 def test_residual_partition_equals_brute_force():
-    count = _check_against_brute_force(_init(Residual(), 5), 5, seed=6)
+    count = check_against_brute_force(factories.Residual(d=5, classes=3).eval(), 5, seed=6)
     assert count > 50
 
 
