@@ -162,11 +162,20 @@ class GraphEngineMixin:
             z = z.reshape(len(counts), 3, -1)
             a, c = z[:, 1:], z[:, 0]
             verts, counts, parent = self._split(verts, counts, a, c, op.activation)
-            pts = pg.centroids(verts, counts)
-            zc = torch.baddbmm(c[parent][:, None, :], pts[:, None, :], a[parent])[:, 0]
-            pattern = torch.cat([pattern[parent], state_of(zc, op.activation)], 1)
+            states = self._interior_states(pg.centroids(verts, counts), a, c, parent, op)
+            pattern = torch.cat([pattern[parent], states], 1)
             prog.free(env, prog.pos[f.stage] - 1)
             stack.append(_Frame(f.stage + 1, verts, counts, pattern, env, parent))
+
+    def _interior_states(self, pts, a, c, parent, op: PLOp) -> torch.Tensor:
+        """States at each child's interior point, in steps: children can outnumber parents 10^4 to 1."""
+        step = max(1, self.budget // (3 * a.shape[2]))
+        out = []
+        for i in range(0, len(pts), step):
+            p = parent[i : i + step]
+            z = torch.baddbmm(c[p][:, None, :], pts[i : i + step, None, :], a[p])[:, 0]
+            out.append(state_of(z, op.activation))
+        return torch.cat(out)
 
     def _advance(self, f: _Frame, sl: slice) -> dict:
         """The slice's values at the end of its stage: apply the previous activation, then the linear nodes."""
