@@ -49,6 +49,11 @@ def test_lenet5_train_ingest_regions(digits28, apd, tmp_path):
     assert regions["regions"] == part.count > 20
     assert regions["area"] == pytest.approx(plane.box_area, rel=1e-9)
     check_against_brute_force(model, 784, 0, grid=60, plane=plane, part=part)
+    for args in (["--segment", "0,1"], []):  # region geometry takes MLP chains only: one line, no traceback
+        result = apd("geometry", "--run", "lenet", "--device", "cpu", *args, ok=False)
+        assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+            "Error: Sequential is not a chain of Linear and activation modules: region geometry takes MLPs only "
+            "(`apd regions` takes conv and residual nets)"]
 
 
 def test_residual_mlp_ingest_and_regions(apd, tmp_path):

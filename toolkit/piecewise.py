@@ -32,7 +32,11 @@ _SHAPE_METHODS = {"view", "reshape", "flatten", "size", "contiguous", "add"}
 _ACT_FUNCTIONS = {F.relu: "relu", torch.relu: "relu", F.leaky_relu: "leaky_relu", F.hardtanh: "hardtanh"}
 
 
-class NotPiecewiseLinear(ApdError, ValueError):
+class Unsupported(ApdError, ValueError):
+    """A model (or part of one) a routine cannot take: one line, a ValueError for library users."""
+
+
+class NotPiecewiseLinear(Unsupported):
     """A model the toolkit cannot read as a piecewise-linear computation."""
 
 

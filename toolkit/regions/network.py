@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from toolkit.piecewise import Activation, Traced, trace
+from toolkit.piecewise import Activation, Traced, Unsupported, trace
 
 _AFFINE = (nn.Linear, nn.BatchNorm1d, nn.Dropout, nn.Flatten, nn.Identity)
 
@@ -136,7 +136,7 @@ def pl_network(model: nn.Module) -> PLNet:
     """
     traced = trace(model)
     if not is_chain(traced):
-        raise ValueError(f"{type(model).__name__} is not a chain of Linear and activation modules: "
+        raise Unsupported(f"{type(model).__name__} is not a chain of Linear and activation modules: "
                          "region geometry takes MLPs only (`apd regions` takes conv and residual nets)")
     layers: list[Layer] = []
     w: torch.Tensor | None = None  # pending composed affine map, None = identity
