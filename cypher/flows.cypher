@@ -5,11 +5,13 @@
 // uid of the instance's pattern at that layer (an instance has exactly one per layer).
 // Fewer layers: repeat the last one in the unused slots ($l1 <= ... <= $l6, $layers = [$l1..$l6]).
 // The majority label is the smallest label among those with the top count.
-// Parameters: $run (string), $layers (list of int), $l1, $l2, $l3, $l4, $l5, $l6 (int), $min_strength (int).
+// $label restricts to instances of one true label; -1 keeps every instance.
+// Parameters: $run (string), $layers (list of int), $l1, $l2, $l3, $l4, $l5, $l6 (int), $min_strength (int),
+//             $label (int, -1 = all).
 // Columns: p1..p6 (pattern uids, one per slot), strength (int), purity (float), errors (int), label (int);
 //          ordered by strength descending, then p1..p6.
 MATCH (i:Instance)-[:ACTIVATES]->(p:Pattern)
-WHERE i.run = $run AND p.layer IN $layers
+WHERE i.run = $run AND p.layer IN $layers AND ($label = -1 OR i.label = $label)
 WITH i,
      max(CASE WHEN p.layer = $l1 THEN p.uid END) AS p1, max(CASE WHEN p.layer = $l2 THEN p.uid END) AS p2,
      max(CASE WHEN p.layer = $l3 THEN p.uid END) AS p3, max(CASE WHEN p.layer = $l4 THEN p.uid END) AS p4,

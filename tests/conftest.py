@@ -41,3 +41,23 @@ class Apd:
 @pytest.fixture
 def apd(store_path):
     return Apd(store_path)
+
+
+@pytest.fixture(scope="session")
+def demo_store_master(tmp_path_factory):
+    """`apd demo` (digits, 64-32-32-32-10, 30 epochs) built once per session; copy it, never write to it."""
+    from loaders.demo import demo
+
+    where = tmp_path_factory.mktemp("demo")
+    demo(str(where / "apd.lbug"), str(where / "apd-demo.pt"), progress=False)
+    return where / "apd.lbug"
+
+
+@pytest.fixture
+def demo_store(demo_store_master, tmp_path):
+    """A private copy of the demo store (the model stays where the Run nodes point)."""
+    import shutil
+
+    for f in demo_store_master.parent.glob(demo_store_master.name + "*"):
+        (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp_path / f.name)
+    return str(tmp_path / demo_store_master.name)

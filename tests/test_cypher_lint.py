@@ -31,3 +31,14 @@ def test_a_broken_query_fails_the_linter(broken, expected):
     proc = run_check("--stdin", stdin=broken)
     assert proc.returncode == 1
     assert expected in proc.stdout
+
+
+def test_the_linter_covers_every_subfolder_but_ladybug():
+    sys.path.insert(0, str(CHECK.parent))
+    try:
+        import check
+    finally:
+        sys.path.pop(0)
+    names = {item["name"] for item in check.collect()}
+    assert {"browser/top_flows", "browser/instance_path", "neo4j/schema", "flows"} <= names
+    assert not any(n.startswith("ladybug/") for n in names)

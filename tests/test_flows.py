@@ -73,3 +73,18 @@ def test_layer_parsing():
             parse_layers(bad, 4)
     with pytest.raises(ApdError, match="at most 6"):
         parse_layers("1,2,3,4,5,6,7", 7)
+
+
+@pytest.mark.parametrize("label", [0, 2])
+def test_label_restricts_to_one_true_label(store, label):
+    rng = np.random.default_rng(7)
+    n = 400
+    patterns = rng.integers(0, 3, size=(n, 3))
+    truth = rng.integers(0, 3, n)
+    pred = np.where(rng.random(n) < 0.7, truth, rng.integers(0, 3, n))
+    write_run(store, "r", patterns, truth, pred)
+    got = query_flows(store, "r", [2, 3], label=label)
+    pd.testing.assert_frame_equal(got, pandas_run_flows(store, "r", [2, 3], label=label))
+    assert got["strength"].sum() == (truth == label).sum()
+    _, flows = run_flows(store, "r", "2,3", label=label)  # a restricted view writes nothing
+    assert store.read("MATCH (f:Flow) RETURN count(f) AS n")["n"].iloc[0] == 0

@@ -39,8 +39,8 @@ def test_tables_match_pandas(store):
     assert got.by_size["errors_cum"].iloc[-1] == pytest.approx(1.0)
     assert got.by_size["correct_share"].sum() == pytest.approx(1.0)
 
-    ordered = inst.sort_values("size")
-    for col, key in (("error", "size_90_errors"), ("forgetting", "size_90_forgetting")):
+    ordered = inst.assign(one=1).sort_values("size")
+    for col, key in (("error", "size_90_errors"), ("forgetting", "size_90_forgetting"), ("one", "size_90_instances")):
         cum = ordered[col].cumsum() / ordered[col].sum()
         assert got.summary[key] == ordered["size"][cum >= 0.9].iloc[0]
     assert got.summary["median_size_wrong"] == np.median(size[pred != label])

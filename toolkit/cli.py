@@ -353,22 +353,25 @@ def split(run: str, target: str, store: str | None, as_json: bool) -> None:
 @click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1),
               help="Keep flows with at least this many instances.")
 @click.option("--top", default=20, show_default=True, help="Flows to print (all with --json).")
+@click.option("--label", default=None, type=int, help="Only instances of this true label (printed, not written).")
 @store_option
 @json_option
-def flows(run: str, layers: str | None, min_strength: int, top: int, store: str | None, as_json: bool) -> None:
+def flows(run: str, layers: str | None, min_strength: int, top: int, label: int | None, store: str | None,
+          as_json: bool) -> None:
     """Flows over a set of layers -> Flow nodes and THROUGH edges (replacing the run's flows).
 
     Example: apd flows --run digits-test --layers 2,3 --min-strength 5
     """
     from toolkit.apd.flows import run_flows
 
-    with open_store(store) as s:
-        chosen, table = run_flows(s, run, layers, min_strength)
+    with open_store(store, read_only=label is not None) as s:
+        chosen, table = run_flows(s, run, layers, min_strength, label)
 
     def human() -> None:
         covered = int(table["strength"].sum())
         purity = float((table["purity"] * table["strength"]).sum() / covered) if covered else 0.0
-        click.echo(f"{run}: {len(table)} flows over layers {chosen}, {covered} instances, "
+        of = f" of true label {label}" if label is not None else ""
+        click.echo(f"{run}: {len(table)} flows over layers {chosen}, {covered} instances{of}, "
                    f"weighted purity {purity:.4f}, {int(table['errors'].sum())} errors")
         click.echo(table.head(top).to_string(index=False) if len(table) else "(no flows)")
 
@@ -484,5 +487,84 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
         click.echo(table[cols].describe().T[["mean", "min", "50%", "max"]].to_string())
 
     emit(table, as_json, human)
+
+
+# --- pictures (report, plot plane) --------------------------------------------
+
+
+@main.command("report")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--out", required=True, metavar="FILE.html", help="Where to write the self-contained HTML report.")
+@click.option("--label", default=None, type=int, help="Only instances of this true label.")
+@click.option("--instances", default=500, show_default=True, type=int, help="Instances drawn in the Sankey (0 = all).")
+@click.option("--runs", "runs", default=None, metavar="GLOB", help="Snapshot runs drawn side by side, e.g. 'mnist32@e*'.")
+@click.option("--max-nodes", default=30, show_default=True, type=click.IntRange(min=2),
+              help="Sankey nodes per column; the rest are pooled as \"other\".")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the instance sample.")
+@click.option("--anchors", default=None, metavar="I,J,K",
+              help="Instances spanning the plane picture [default: first instances of three labels].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (plane partition).")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@json_option
+def report(run: str, out: str, label: int | None, instances: int, runs: str | None, max_nodes: int, seed: int,
+           anchors: str | None, device: str, data_dir: str | None, store: str | None, as_json: bool) -> None:
+    """One self-contained HTML file (opens offline): APD Sankey, patterns per layer, flows,
+    cluster sizes with errors and forgetting, a plane partition. Reads the store only.
+
+    Example: apd report --run digits-test --out report.html --label 3
+    """
+    from dataclasses import asdict
+
+    from toolkit.viz.report import build_report
+
+    with open_store(store, read_only=True) as s:
+        info = build_report(s, run, out, label, instances, runs, max_nodes, seed,
+                            numbers(anchors, "--anchors", count=3), data_dir, device, progress=not as_json)
+    emit(asdict(info), as_json, lambda: click.echo(
+        f"{info.path}: {info.bytes / 1e6:.1f} MB, {info.instances} instances drawn; sections "
+        f"{', '.join(info.sections)}; Sankey nodes/links "
+        + ", ".join(f"{p['run']} {p['nodes']}/{p['links']}" for p in info.sankey)))
+
+
+@main.group()
+def plot() -> None:
+    """Single pictures (PNG or SVG)."""
+
+
+@plot.command("plane")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
+@click.option("--class", "class_", default=None, type=int, help="Draw this class's blanket in red (needs MBH).")
+@click.option("--coverage", default=0.8, show_default=True, type=float, help="Minimum coverage of the blanket's pattern.")
+@click.option("--out", required=True, metavar="FILE.png|FILE.svg", help="Picture file; the format follows the suffix.")
+@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@json_option
+def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out: str, scale: float, device: str,
+               data_dir: str | None, store: str | None, as_json: bool) -> None:
+    """The exact plane partition through three instances: regions, decision boundary, anchors.
+
+    Example: apd plot plane --run digits-test --anchors 0,1,2 --out plane.png
+    """
+    from pathlib import Path
+
+    from toolkit.viz.plane import FORMATS, plane_picture, run_plane, save_picture
+
+    if Path(out).suffix.lower() not in FORMATS:
+        raise ApdError(f"--out must end in .png or .svg (got {Path(out).name!r})")
+    if class_ is not None:
+        raise ApdError("--class needs the MBH module (toolkit.mbh.blanket), which this build lacks")
+    with open_store(store, read_only=True) as s:
+        rp = run_plane(s, run, numbers(anchors, "--anchors", count=3), device, scale, data_dir)
+    text = [f"#{i} (label {y})" for i, y in zip(rp.anchors, rp.anchor_labels)]
+    path = save_picture(plane_picture(rp.part, rp.anchors_uv, text, title=f"{run}: plane through {rp.anchors}"), out)
+    info = {"run": run, "out": str(path), "anchors": rp.anchors, "anchor_labels": rp.anchor_labels,
+            "regions": rp.part.count, "bytes": path.stat().st_size}
+    emit(info, as_json, lambda: click.echo(f"{path}: {rp.part.count} regions, anchors {rp.anchors}"))
+
+
 if __name__ == "__main__":
     main()

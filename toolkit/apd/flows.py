@@ -36,18 +36,25 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"fid": np.arange(len(frame)), **{c: frame[c].to_numpy() for c in COLUMNS[1:]}})
 
 
-def query_flows(store: Store, run: str, layers: list[int], min_strength: int = 1) -> pd.DataFrame:
-    """Flows from the graph: fid, patterns (uids in layer order), strength, purity, errors, label."""
+def query_flows(store: Store, run: str, layers: list[int], min_strength: int = 1, label: int | None = None) -> pd.DataFrame:
+    """Flows from the graph: fid, patterns (uids in layer order), strength, purity, errors, label.
+
+    label: only instances of this true label (None: all).
+    """
     slots = layers + [layers[-1]] * (SLOTS - len(layers))
     params = {f"l{j + 1}": layer for j, layer in enumerate(slots)}
-    rows = store.query("flows", run=run, layers=layers, min_strength=int(min_strength), **params)
+    rows = store.query("flows", run=run, layers=layers, min_strength=int(min_strength),
+                       label=-1 if label is None else int(label), **params)
     cols = [f"p{j + 1}" for j in range(len(layers))]
     rows["patterns"] = rows[cols].to_numpy().tolist()
     return _finish(rows)
 
 
-def pandas_flows(rows: pd.DataFrame, run: str, layers: list[int], min_strength: int = 1) -> pd.DataFrame:
+def pandas_flows(rows: pd.DataFrame, run: str, layers: list[int], min_strength: int = 1,
+                 label: int | None = None) -> pd.DataFrame:
     """The same flows from the `instance_patterns` rows, with plain pandas group-bys."""
+    if label is not None:
+        rows = rows[rows["label"] == label]
     sel = rows[rows["layer"].isin(layers)]
     uid = run + ":p:" + sel["layer"].astype(str) + ":" + sel["key"].astype(str)
     wide = pd.DataFrame({"idx": sel["idx"], "layer": sel["layer"], "uid": uid}).pivot(index="idx", columns="layer", values="uid")
@@ -66,10 +73,17 @@ def pandas_flows(rows: pd.DataFrame, run: str, layers: list[int], min_strength: 
     return _finish(out.rename(columns={"pred": "label"}).astype({"errors": "int64", "strength": "int64"}))
 
 
-def run_flows(store: Store, run: str, layers: str | None = None, min_strength: int = 1) -> tuple[list[int], pd.DataFrame]:
-    """Compute a run's flows in Cypher and replace its Flow nodes and THROUGH edges."""
+def run_flows(store: Store, run: str, layers: str | None = None, min_strength: int = 1,
+              label: int | None = None) -> tuple[list[int], pd.DataFrame]:
+    """Compute a run's flows in Cypher and replace its Flow nodes and THROUGH edges.
+
+    With `label` the flows of that true label's instances are only returned: Flow nodes
+    describe the whole run, so a restricted view never replaces them.
+    """
     chosen = parse_layers(layers, run_layers(store, run))
-    flows = query_flows(store, run, chosen, min_strength)
+    flows = query_flows(store, run, chosen, min_strength, label)
+    if label is not None:
+        return chosen, flows
     name = "-".join(map(str, chosen))
     uid = run + ":f:" + name + ":" + flows["fid"].astype(str)
     nodes = flows.drop(columns="patterns").assign(uid=uid, run=run, layers=name)
@@ -79,6 +93,7 @@ def run_flows(store: Store, run: str, layers: str | None = None, min_strength: i
     return chosen, flows
 
 
-def pandas_run_flows(store: Store, run: str, layers: list[int], min_strength: int = 1) -> pd.DataFrame:
+def pandas_run_flows(store: Store, run: str, layers: list[int], min_strength: int = 1,
+                     label: int | None = None) -> pd.DataFrame:
     """`pandas_flows` on the run's rows as stored (for checks and the bench)."""
-    return pandas_flows(read_patterns(store, run).frame, run, layers, min_strength)
+    return pandas_flows(read_patterns(store, run).frame, run, layers, min_strength, label)

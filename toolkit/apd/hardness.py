@@ -86,6 +86,7 @@ def hardness(store: Store, run: str) -> Hardness:
         "final_clusters": int(sizes["clusters"].sum()),
         f"size_{int(SHARE * 100)}_errors": size_at_share(sizes, "errors"),
         f"size_{int(SHARE * 100)}_forgetting": size_at_share(sizes, "forgetting"),
+        f"size_{int(SHARE * 100)}_instances": size_at_share(sizes, "instances"),
         "median_size_correct": _median_size(sizes, sizes["instances"] - errors),
         "median_size_wrong": _median_size(sizes, errors),
     }

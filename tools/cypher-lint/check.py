@@ -1,6 +1,6 @@
 """Lint every Neo4j-facing file in cypher/ with Neo4j's own linter (run offline by node).
 
-Shared files and `cypher/neo4j/` variants are linted, with `{table}` templates filled
+Shared files, `cypher/neo4j/` variants and `cypher/browser/` queries are linted, with `{table}` templates filled
 with every schema name they can take. `cypher/ladybug/` variants are LadybugDB dialect
 (COPY, LOAD FROM, typed DDL) that Neo4j's linter cannot parse; the test suite runs them
 on LadybugDB instead.
@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
 from toolkit.store import queries
@@ -53,9 +54,16 @@ def renderings(name: str) -> list[tuple[str, str]]:
     raise ValueError(f"{name}: no lint rendering for placeholders {sorted(holes)}")
 
 
+def folders() -> list[str]:
+    """cypher/ and every subfolder of it but the LadybugDB dialect (e.g. neo4j/, browser/)."""
+    root = resources.files("toolkit.cypher")
+    return [""] + sorted(p.name for p in root.iterdir() if p.is_dir() and any(
+        f.name.endswith(".cypher") for f in p.iterdir()) and p.name != "ladybug")
+
+
 def collect() -> list[dict]:
     out = []
-    for name in queries.files() + queries.files("neo4j"):
+    for name in [n for folder in folders() for n in queries.files(folder)]:
         for label, text in renderings(name):
             for i, stmt in enumerate(queries.statements(text)):
                 out.append({"name": label if i == 0 else f"{label}#{i}", "text": stmt,

@@ -1,0 +1,79 @@
+"""`apd plot plane` and `plane_picture`: files written by suffix, the blanket's red area is
+the mask's area, and bad input fails in one line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from toolkit.regions import partition, plane_from_anchors
+from toolkit.viz import style
+from toolkit.viz.plane import default_anchors, plane_picture
+
+RUN = "digits-test"
+
+
+def red_share(fig) -> float:
+    """Share of the axes' pixels drawn in the blanket red (exact colour, antialiasing off)."""
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    box = fig.axes[0].get_window_extent()
+    h = img.shape[0]
+    x0, x1 = int(np.ceil(box.x0)) + 1, int(np.floor(box.x1)) - 1
+    y0, y1 = h - int(np.floor(box.y1)) + 1, h - int(np.ceil(box.y0)) - 1
+    inner = img[y0:y1, x0:x1]
+    red = np.rint(np.array(style.BLANKET_RGB) * 255).astype(int)
+    return float((np.abs(inner - red).max(-1) <= 2).mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_red_share_equals_the_masks_area_share(seed):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 3)).double()
+    x = np.random.default_rng(seed).normal(size=(3, 5))
+    part = partition(model, plane_from_anchors(*x))
+    mask = np.random.default_rng(seed).random(part.count) < 0.4  # a hand-made "blanket"
+    share = float(part.area[torch.from_numpy(mask)].sum() / part.plane.box_area)
+    fig = plane_picture(part, np.zeros((0, 2)), [], blanket=mask, s=1 - share, size=5, dpi=100)
+    assert part.count > 30 and 0.1 < share < 0.9
+    assert red_share(fig) == pytest.approx(share, abs=0.01)  # ~500 x 450 pixels
+    assert "s = " in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="blanket mask"):
+        plane_picture(part, np.zeros((0, 2)), [], blanket=mask[:-1])
+
+
+def test_default_anchors_take_three_labels():
+    labels = np.array([4, 4, 1, 7, 1, 0, 9])
+    assert default_anchors(labels) == [0, 2, 5]  # first 0, 1 and 4
+    assert default_anchors(labels, first=9) == [2, 5, 6]  # 9 first, then 0 and 1
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml")])
+def test_plot_plane_writes_png_and_svg(apd, demo_store, tmp_path, suffix, magic):
+    apd.store_path = demo_store
+    out = tmp_path / f"plane{suffix}"
+    info = apd.json("plot", "plane", "--run", RUN, "--anchors", "0,3,14", "--out", str(out))
+    regions = apd.json("regions", "--run", RUN, "--anchors", "0,3,14")["regions"]
+    assert info["regions"] == regions and info["anchors"] == [0, 3, 14]
+    data = out.read_bytes()
+    assert data.startswith(magic) and info["bytes"] == len(data) > 10_000
+    if suffix == ".svg":
+        assert b"<svg" in data
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--anchors", "0,3,14", "--out", "plane.jpg"], ".png or .svg"),
+    (["--anchors", "0,3", "--out", "plane.png"], "--anchors"),
+    (["--anchors", "0,3,99999", "--out", "plane.png"], "out of range"),
+    (["--anchors", "0,3,14", "--out", "plane.png", "--class", "3"], "MBH"),
+    (["--anchors", "0,3,14", "--out", "missing/plane.png"], "does not exist"),
+])
+def test_plot_plane_errors(apd, demo_store, tmp_path, monkeypatch, args, message):
+    apd.store_path = demo_store
+    monkeypatch.chdir(tmp_path)
+    result = apd("plot", "plane", "--run", RUN, *args, ok=False)
+    assert result.exit_code == 1 and result.stderr.startswith("Error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.rglob("plane*"))
+    unknown = apd("plot", "plane", "--run", "nope", "--anchors", "0,1,2", "--out", "p.png", ok=False)
+    assert unknown.exit_code == 1 and "nope" in unknown.stderr
