@@ -124,9 +124,52 @@ def test_graph_engine_gives_the_chain_engines_regions():
     assert b.decision.area.sum() == pytest.approx(plane.box_area, rel=1e-9)
 
 
-def test_maxpool_is_refused_by_the_partition_with_one_line():
-    model = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(8, 2))
+def _pool_hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Oracle for ReLU + MaxPool2d nets: `> 0` masks, and each window's first argmax from torch's own indices."""
+    seen: list[torch.Tensor] = []
+
+    def relu(_m, args):
+        seen.append((args[0] > 0).flatten(1))
+
+    def pool(m, args):
+        x = args[0]
+        _, idx = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, return_indices=True)
+        sel = torch.zeros(x.shape[0], x.shape[1], x[0, 0].numel(), dtype=torch.bool)
+        seen.append(sel.scatter_(2, idx.flatten(2), True).flatten(1))
+
+    handles = [m.register_forward_pre_hook(relu if isinstance(m, nn.ReLU) else pool)
+               for m in model.modules() if isinstance(m, (nn.ReLU, nn.MaxPool2d))]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.cat(seen, 1).numpy().astype(np.int8)
+
+
+def test_maxpool_partition_cuts_argmax_cells():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Unflatten(1, (1, 6, 6)), nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(18, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    plane = plane_from_anchors(*np.random.default_rng(0).normal(size=(3, 36)))
+    part = partition(model, plane, device="cpu")
+    assert part.widths == [72, 72, 5] and part.count > 100
+    assert part.total_area == pytest.approx(plane.box_area, rel=1e-9) and bool((part.area > 0).all())
+    model64 = model.double()
+    inner = torch.from_numpy(plane.to_input(part.interior_points().numpy()))
+    assert np.array_equal(part.pattern.numpy(), _pool_hook_states(model64, inner))
+    assert len(np.unique(part.pattern.numpy(), axis=0)) == part.count
+    assert np.array_equal(part.label.numpy(), model64(inner).argmax(1).numpy())
+    umin, umax, vmin, vmax = plane.box
+    u, v = np.meshgrid(np.linspace(umin, umax, 150), np.linspace(vmin, vmax, 150))
+    grid = _pool_hook_states(model64, torch.from_numpy(plane.to_input(np.stack([u.ravel(), v.ravel()], 1))))
+    assert {r.tobytes() for r in grid} <= {r.tobytes() for r in part.pattern.numpy()}
+
+
+def test_overlapping_maxpool_is_refused_by_the_partition_with_one_line():
+    model = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(),
+                          nn.MaxPool2d(3, stride=1), nn.Flatten(), nn.Linear(8, 2))
     plane = plane_from_anchors(*np.random.default_rng(0).normal(size=(3, 16)))
-    with pytest.raises(ValueError, match=r"layer 2 \(3\) is a max-pool: the exact partition does not cut"):
+    with pytest.raises(ValueError, match=r"layer 2 \(3\) is a max-pool the exact partition does not take"):
         partition(model, plane, device="cpu")

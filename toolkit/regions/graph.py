@@ -25,6 +25,7 @@ from toolkit.piecewise import NotPiecewiseLinear, PLOp, trace
 
 from . import polygons as pg
 from .network import pieces, state_of
+from .polygons import SNAP
 
 
 @dataclass
@@ -47,10 +48,10 @@ class GraphProgram:
         model = copy.deepcopy(model).to(device=device, dtype=torch.float64).eval()
         traced = trace(model)
         for op in traced.ops:
-            if op.kind == "maxpool":
+            if op.kind == "maxpool" and not _disjoint_pool(op.module):
                 raise NotPiecewiseLinear(
-                    f"layer {op.layer} ({op.name}) is a max-pool: the exact partition does not cut argmax cells; "
-                    "use average pooling (recording takes max-pools)")
+                    f"layer {op.layer} ({op.name}) is a max-pool the exact partition does not take "
+                    "(MaxPool2d with windows that do not overlap, no ceil_mode); recording takes it")
         self.gm = traced.graph
         self.ops: list[PLOp] = traced.ops
         self.modules = dict(self.gm.named_modules())
@@ -74,6 +75,9 @@ class GraphProgram:
         self.numel = {n: int(n.meta["tensor_meta"].shape[1:].numel())
                       for n in nodes if hasattr(n.meta.get("tensor_meta"), "shape")}
         self.widths = [self.numel[op.node.args[0]] for op in self.ops]
+        # max-pools: the input entries of every window ([windows, k], -1 for padding), in output order
+        self.windows = {op.layer: _windows(op.module, n.meta["tensor_meta"].shape[1:], device)
+                        for op in self.ops if op.kind == "maxpool" for n in [op.node.args[0]]}
         self.classes = self.numel[self.output.args[0]]
         self._zero: dict[fx.Node, torch.Tensor] = {}
 
@@ -116,6 +120,24 @@ class GraphProgram:
             del env[node]
 
 
+def _disjoint_pool(pool: nn.Module) -> bool:
+    """A MaxPool2d whose windows do not overlap: its selection bits then name each window's argmax."""
+    if not isinstance(pool, nn.MaxPool2d) or pool.ceil_mode:
+        return False
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    k, s, d = pair(pool.kernel_size), pair(pool.stride or pool.kernel_size), pair(pool.dilation)
+    return all(si >= (ki - 1) * di + 1 for ki, si, di in zip(k, s, d)) and d == (1, 1)
+
+
+def _windows(pool: nn.MaxPool2d, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """Flat input indices of each pooling window ([C * out positions, k]; -1 = padding)."""
+    c, h, w = shape
+    idx = torch.arange(1, c * h * w + 1, dtype=torch.float64, device=device).view(1, c, h, w)
+    cols = torch.nn.functional.unfold(idx, pool.kernel_size, pool.dilation, pool.padding, pool.stride)
+    k = cols.shape[1] // c
+    return (cols.view(c, k, -1).permute(0, 2, 1).reshape(-1, k) - 1).long()
+
+
 def gather(env: dict, idx: torch.Tensor) -> dict:
     """Each child's copy of its parent's values (rows grouped by threes per region)."""
     out = {}
@@ -148,8 +170,10 @@ class GraphEngineMixin:
                 continue
             step = self.chunk or steps[f.stage]
             if f.stage < L:
-                act = prog.ops[f.stage].activation
-                step = min(step, max(1, self.budget // (f.verts.shape[1] * prog.widths[f.stage] * len(act.thresholds))))
+                op = prog.ops[f.stage]
+                per_vertex = prog.widths[f.stage] * (len(op.activation.thresholds) if op.kind != "maxpool"
+                                                     else 2 * prog.windows[op.layer].shape[1] ** 2)
+                step = min(step, max(1, self.budget // (f.verts.shape[1] * per_vertex)))
             sl = slice(f.pos, min(n, f.pos + step))
             f.pos = sl.stop
             env = self._advance(f, sl)
@@ -161,11 +185,75 @@ class GraphEngineMixin:
             z = env[op.node.args[0]]
             z = z.reshape(len(counts), 3, -1)
             a, c = z[:, 1:], z[:, 0]
-            verts, counts, parent = self._split(verts, counts, a, c, op.activation)
-            states = self._interior_states(pg.centroids(verts, counts), a, c, parent, op)
+            if op.kind == "maxpool":
+                verts, counts, parent, states = self._argmax_cells(verts, counts, a, c, prog.windows[op.layer])
+            else:
+                verts, counts, parent = self._split(verts, counts, a, c, op.activation)
+                states = self._interior_states(pg.centroids(verts, counts), a, c, parent, op)
             pattern = torch.cat([pattern[parent], states], 1)
             prog.free(env, prog.pos[f.stage] - 1)
             stack.append(_Frame(f.stage + 1, verts, counts, pattern, env, parent))
+
+    def _argmax_cells(self, verts, counts, a, c, win: torch.Tensor):
+        """Cut regions into the cells where every pooling window keeps one argmax.
+
+        Inside a region every window entry is affine, so the cell where entry i is the
+        window's maximum is the region clipped by {f_i >= f_j} for the window's other
+        entries: a convex polygon. A window whose entry dominates at every vertex keeps it
+        everywhere; in rounds, each region is clipped by its first window that does not.
+        Returns (verts, counts, parent, selection bits int8 [regions, input entries]).
+        """
+        n_win, k = win.shape
+        parent = torch.arange(len(counts), device=counts.device)
+        mag = a[:, 0].abs() * self.scale[0] + a[:, 1].abs() * self.scale[1] + c.abs()  # [n, E]
+        done_v, done_c, done_p = [], [], []
+        while len(counts):
+            z = torch.baddbmm(c[parent][:, None, :], verts, a[parent])  # [m, M, E]
+            zw = torch.where(win >= 0, z[:, :, win.clamp(min=0)], -torch.inf)  # [m, M, W, k]
+            tol = SNAP * mag[parent][:, win.clamp(min=0)].amax(2)  # [m, W]
+            lead = (zw[..., :, None] >= zw[..., None, :] - tol[:, None, :, None, None]).all(4).all(1)  # [m, W, k]
+            mixed = ~lead.any(2)
+            fin = ~mixed.any(1)
+            done_v.append(verts[fin]), done_c.append(counts[fin]), done_p.append(parent[fin])
+            live = ~fin
+            if not bool(live.any()):
+                break
+            verts, counts, parent = verts[live], counts[live], parent[live]
+            w_first = mixed[live].to(torch.uint8).argmax(1)  # each region's first undecided window
+            entries = win[w_first]  # [m, k]
+            ga = a[parent][:, :, :].gather(2, entries.clamp(min=0)[:, None, :].expand(-1, 2, -1))  # [m, 2, k]
+            gc = c[parent].gather(1, entries.clamp(min=0))  # [m, k]
+            gt = SNAP * mag[parent].gather(1, entries.clamp(min=0)).amax(1)  # [m]
+            pieces_v, pieces_c, pieces_p = [], [], []
+            for i in range(k):
+                v, cnt = verts, counts
+                ok = entries[:, i] >= 0
+                for j in range(k):
+                    if j == i:
+                        continue
+                    g = torch.einsum("mpd,md->mp", v, ga[:, :, i] - ga[:, :, j]) + (gc[:, i] - gc[:, j])[:, None]
+                    g = torch.where(g.abs() <= gt[:, None], torch.zeros_like(g), g)
+                    g = torch.where((entries[:, j] >= 0)[:, None], g, torch.ones_like(g))
+                    v, cnt, _, _ = pg.cut(v, cnt, g)
+                    cnt = torch.where(cnt >= 3, cnt, 0)
+                    v = pg.repad(v, torch.clamp(cnt, min=1), v.shape[1])
+                ok &= (cnt >= 3) & (pg.areas(v) > 0)
+                pieces_v.append(v[ok]), pieces_c.append(cnt[ok]), pieces_p.append(parent[ok])
+            width = max(v.shape[1] for v in pieces_v)
+            verts = torch.cat([pg.repad(v, cc, width) for v, cc in zip(pieces_v, pieces_c)])
+            counts, parent = torch.cat(pieces_c), torch.cat(pieces_p)
+            verts = verts[:, : int(counts.max())] if len(counts) else verts
+        width = max(v.shape[1] for v in done_v)
+        verts = torch.cat([pg.repad(v, cc, width) for v, cc in zip(done_v, done_c)])
+        counts, parent = torch.cat(done_c), torch.cat(done_p)
+        # the pattern: which entry each window takes at an interior point (first maximum on ties, as torch)
+        pts = pg.centroids(verts, counts)
+        zc = torch.baddbmm(c[parent][:, None, :], pts[:, None, :], a[parent])[:, 0]
+        zcw = torch.where(win >= 0, zc[:, win.clamp(min=0)], -torch.inf)
+        chosen = win.gather(1, zcw.argmax(2).T).T  # [regions, W]
+        bits = torch.zeros(len(counts), a.shape[2], dtype=torch.int8, device=a.device)
+        bits.scatter_(1, chosen, 1)
+        return verts, counts, parent, bits
 
     def _interior_states(self, pts, a, c, parent, op: PLOp) -> torch.Tensor:
         """States at each child's interior point, in steps: children can outnumber parents 10^4 to 1."""
@@ -187,10 +275,18 @@ class GraphEngineMixin:
             op = prog.ops[f.stage - 1]
             z = env[op.node.args[0]]
             h = prog.widths[f.stage - 1]
-            slope, offset = pieces(f.pattern[sl, -h:], op.activation)
-            y = z.reshape(n, 3, h) * slope[:, None, :]
-            y[:, 0] += offset
-            env[op.node] = y.reshape(z.shape)
+            if op.kind == "maxpool":  # each window passes on the entry its pattern selects
+                win = prog.windows[op.layer]
+                bits = f.pattern[sl, -h:]
+                chosen = win.gather(1, torch.where(win >= 0, bits[:, win.clamp(min=0)], 0).argmax(2).T).T
+                out_shape = op.node.meta["tensor_meta"].shape[1:]
+                y = z.reshape(n, 3, h).gather(2, chosen[:, None, :].expand(-1, 3, -1))
+                env[op.node] = y.reshape(n * 3, *out_shape)
+            else:
+                slope, offset = pieces(f.pattern[sl, -h:], op.activation)
+                y = z.reshape(n, 3, h) * slope[:, None, :]
+                y[:, 0] += offset
+                env[op.node] = y.reshape(z.shape)
             prog.free(env, prog.pos[f.stage - 1])
         for node in prog.stage_nodes(f.stage):
             prog.run_linear(node, env, n)

@@ -22,13 +22,13 @@ from torch import nn
 from toolkit.device import resolve_device
 
 from . import polygons as pg
+from .polygons import SNAP
 from toolkit.piecewise import trace
 
 from .graph import GraphEngineMixin, GraphProgram
 from .network import Activation, PLNet, is_chain, pieces, pl_network, state_of
 from .plane import Plane
 
-SNAP = 1e-12  # |z| <= SNAP * (scale of z over the box) counts as exactly 0
 
 
 @dataclass
