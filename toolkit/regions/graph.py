@@ -6,8 +6,9 @@ direction derivatives. A linear module acts on such a map by applying it to the 
 row (with its bias) and to the two direction rows (without: f(d) - f(0)), so every
 linear module torch has works unchanged; `x + y` adds two maps of the same region;
 flatten and view act on each row. At every activation the regions are cut by its
-threshold lines exactly as the MLP engine cuts them (same rounds, same snapping), and
-the children carry their parent's live values until the next activation.
+threshold lines exactly as the MLP engine cuts them (same rounds, same snapping), at
+every max-pool into the cells where each window keeps one argmax, and the children carry
+their parent's live values until the next pattern-making node.
 
 Regions are processed depth-first in slices sized by the values one region carries, so
 memory stays bounded (a LeNet-5 region carries about 40k float64 numbers at its first layer).
@@ -171,8 +172,9 @@ class GraphEngineMixin:
             step = self.chunk or steps[f.stage]
             if f.stage < L:
                 op = prog.ops[f.stage]
+                # max-pool: entry values, window values, and the k x k comparison bytes per vertex
                 per_vertex = prog.widths[f.stage] * (len(op.activation.thresholds) if op.kind != "maxpool"
-                                                     else 2 * prog.windows[op.layer].shape[1] ** 2)
+                                                     else 2 + prog.windows[op.layer].shape[1] // 8)
                 step = min(step, max(1, self.budget // (f.verts.shape[1] * per_vertex)))
             sl = slice(f.pos, min(n, f.pos + step))
             f.pos = sl.stop
@@ -206,25 +208,32 @@ class GraphEngineMixin:
         n_win, k = win.shape
         parent = torch.arange(len(counts), device=counts.device)
         mag = a[:, 0].abs() * self.scale[0] + a[:, 1].abs() * self.scale[1] + c.abs()  # [n, E]
+        # windows still to test per region: a child is inside its parent, so a window
+        # decided for the parent stays decided for the child
+        cand = torch.ones(len(counts), n_win, dtype=torch.bool, device=counts.device)
         done_v, done_c, done_p = [], [], []
         while len(counts):
+            cols = torch.nonzero(cand.any(0)).flatten()
+            wsub = win[cols].clamp(min=0)
             z = torch.baddbmm(c[parent][:, None, :], verts, a[parent])  # [m, M, E]
-            zw = torch.where(win >= 0, z[:, :, win.clamp(min=0)], -torch.inf)  # [m, M, W, k]
-            tol = SNAP * mag[parent][:, win.clamp(min=0)].amax(2)  # [m, W]
-            lead = (zw[..., :, None] >= zw[..., None, :] - tol[:, None, :, None, None]).all(4).all(1)  # [m, W, k]
-            mixed = ~lead.any(2)
+            zw = torch.where(win[cols] >= 0, z[:, :, wsub], -torch.inf)  # [m, M, w, k]
+            tol = SNAP * mag[parent][:, wsub].amax(2)  # [m, w]
+            lead = (zw[..., :, None] >= zw[..., None, :] - tol[:, None, :, None, None]).all(4).all(1)  # [m, w, k]
+            mixed = torch.zeros_like(cand)
+            mixed[:, cols] = ~lead.any(2) & cand[:, cols]
             fin = ~mixed.any(1)
             done_v.append(verts[fin]), done_c.append(counts[fin]), done_p.append(parent[fin])
             live = ~fin
             if not bool(live.any()):
                 break
-            verts, counts, parent = verts[live], counts[live], parent[live]
-            w_first = mixed[live].to(torch.uint8).argmax(1)  # each region's first undecided window
+            verts, counts, parent, mixed = verts[live], counts[live], parent[live], mixed[live]
+            w_first = mixed.to(torch.uint8).argmax(1)  # each region's first undecided window
             entries = win[w_first]  # [m, k]
-            ga = a[parent][:, :, :].gather(2, entries.clamp(min=0)[:, None, :].expand(-1, 2, -1))  # [m, 2, k]
+            ga = a[parent].gather(2, entries.clamp(min=0)[:, None, :].expand(-1, 2, -1))  # [m, 2, k]
             gc = c[parent].gather(1, entries.clamp(min=0))  # [m, k]
             gt = SNAP * mag[parent].gather(1, entries.clamp(min=0)).amax(1)  # [m]
-            pieces_v, pieces_c, pieces_p = [], [], []
+            local = torch.arange(len(counts), device=counts.device)
+            pieces_v, pieces_c, pieces_l = [], [], []
             for i in range(k):
                 v, cnt = verts, counts
                 ok = entries[:, i] >= 0
@@ -238,10 +247,12 @@ class GraphEngineMixin:
                     cnt = torch.where(cnt >= 3, cnt, 0)
                     v = pg.repad(v, torch.clamp(cnt, min=1), v.shape[1])
                 ok &= (cnt >= 3) & (pg.areas(v) > 0)
-                pieces_v.append(v[ok]), pieces_c.append(cnt[ok]), pieces_p.append(parent[ok])
+                pieces_v.append(v[ok]), pieces_c.append(cnt[ok]), pieces_l.append(local[ok])
             width = max(v.shape[1] for v in pieces_v)
             verts = torch.cat([pg.repad(v, cc, width) for v, cc in zip(pieces_v, pieces_c)])
-            counts, parent = torch.cat(pieces_c), torch.cat(pieces_p)
+            counts, src = torch.cat(pieces_c), torch.cat(pieces_l)
+            parent, cand = parent[src], mixed[src]
+            cand[torch.arange(len(src), device=src.device), w_first[src]] = False  # clipped: decided
             verts = verts[:, : int(counts.max())] if len(counts) else verts
         width = max(v.shape[1] for v in done_v)
         verts = torch.cat([pg.repad(v, cc, width) for v, cc in zip(done_v, done_c)])
