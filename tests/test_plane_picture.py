@@ -66,7 +66,8 @@ def test_plot_plane_writes_png_and_svg(apd, demo_store, tmp_path, suffix, magic)
     (["--anchors", "0,3,14", "--out", "plane.jpg"], ".png or .svg"),
     (["--anchors", "0,3", "--out", "plane.png"], "--anchors"),
     (["--anchors", "0,3,99999", "--out", "plane.png"], "out of range"),
-    (["--anchors", "0,3,14", "--out", "plane.png", "--class", "3"], "MBH"),
+    (["--anchors", "0,3,14", "--out", "plane.png", "--class", "42"], "class 42 has no samples"),
+    (["--anchors", "0,3,14", "--out", "plane.png", "--class", "3", "--coverage", "1.5"], "(0, 1]"),
     (["--anchors", "0,3,14", "--out", "missing/plane.png"], "does not exist"),
 ])
 def test_plot_plane_errors(apd, demo_store, tmp_path, monkeypatch, args, message):

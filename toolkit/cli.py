@@ -432,10 +432,11 @@ def evolution(runs: str | None, run: str | None, store: str | None, as_json: boo
 @click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--box", default=None, metavar="UMIN,UMAX,VMIN,VMAX", help="Explicit box in plane coordinates.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@click.option("--save", is_flag=True, help="Store the plane as a Plane node of the run (for `apd mbh --planes-from`).")
 @store_option
 @json_option
 def regions(run: str, anchors: str, device: str, scale: float, box: str | None, data_dir: str | None,
-            store: str | None, as_json: bool) -> None:
+            save: bool, store: str | None, as_json: bool) -> None:
     """Exact partition of the plane through three instances into activation regions.
 
     A plane point (u, v) is origin + u*basis[0] + v*basis[1].
@@ -444,8 +445,8 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
     from toolkit.regions.runs import plane_regions
 
     idx = numbers(anchors, "--anchors", count=3)
-    with open_store(store, read_only=True) as s:
-        out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir)
+    with open_store(store, read_only=not save) as s:
+        out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir, save)
     emit(out, as_json, lambda: click.echo(
         f"{run}: plane through instances {out['anchors']} (labels {out['anchor_labels']}): "
         f"{out['regions']} regions, area {out['area']:.6g} of box {out['box_area']:.6g} "
@@ -555,15 +556,101 @@ def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out:
 
     if Path(out).suffix.lower() not in FORMATS:
         raise ApdError(f"--out must end in .png or .svg (got {Path(out).name!r})")
-    if class_ is not None:
-        raise ApdError("--class needs the MBH module (toolkit.mbh.blanket), which this build lacks")
+    blanket, s_class = None, None
     with open_store(store, read_only=True) as s:
         rp = run_plane(s, run, numbers(anchors, "--anchors", count=3), device, scale, data_dir)
+        if class_ is not None:
+            from toolkit.mbh.runs import class_blanket
+
+            blanket, s_class = class_blanket(s, run, rp.part, class_, coverage, data_dir=data_dir)
     text = [f"#{i} (label {y})" for i, y in zip(rp.anchors, rp.anchor_labels)]
-    path = save_picture(plane_picture(rp.part, rp.anchors_uv, text, title=f"{run}: plane through {rp.anchors}"), out)
+    path = save_picture(plane_picture(rp.part, rp.anchors_uv, text, blanket, s_class,
+                                      title=f"{run}: plane through {rp.anchors}"), out)
     info = {"run": run, "out": str(path), "anchors": rp.anchors, "anchor_labels": rp.anchor_labels,
             "regions": rp.part.count, "bytes": path.stat().st_size}
+    if class_ is not None:
+        info.update({"class": class_, "coverage": coverage, "s": s_class})
     emit(info, as_json, lambda: click.echo(f"{path}: {rp.part.count} regions, anchors {rp.anchors}"))
+
+
+# --- mbh commands (mbh, mbh-sweep) --------------------------------------------
+
+
+def _classes(text: str) -> list[int] | None:
+    return None if text.strip().lower() == "all" else numbers(text, "--classes")
+
+
+@main.command("mbh")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--coverage", default="0.8", show_default=True, metavar="C|C1,C2,...",
+              help="Minimum coverage c_P in (0, 1]; a list is computed in one pass (nested blankets).")
+@click.option("--planes", default=10, show_default=True, type=int, help="Random planes (three classes each).")
+@click.option("--anchors", default=None, metavar="I,J,K", help="One plane through these three instances instead.")
+@click.option("--planes-from", default=None, metavar="RUN", help="Reuse another run's stored planes.")
+@click.option("--classes", default="all", show_default=True, metavar="all|0,3,9", help="Classes to specialize.")
+@click.option("--greedy", type=click.Choice(["individual", "joint"]), default="individual", show_default=True,
+              help="Add neurons by individual coverage, or by the joint coverage they keep.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random planes.")
+@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@store_option
+@json_option
+def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_from: str | None, classes: str,
+            greedy: str, seed: int, scale: float, device: str, data_dir: str | None, store: str | None,
+            as_json: bool) -> None:
+    """Maximal patterns per class, their minimal blankets on planes and the specialization
+    s = 1 - blanket area / box area, stored as Blanket, Neuron and Plane nodes (a re-run replaces them).
+
+    Example: apd mbh --run digits-test --coverage 0.5,0.8,1.0 --planes 5
+    """
+    from toolkit.mbh.runs import run_mbh
+
+    if anchors is not None and planes_from is not None:
+        raise ApdError("give --anchors or --planes-from, not both")
+    with open_store(store) as s:
+        out = run_mbh(s, run, numbers(coverage, "--coverage", float), planes,
+                      numbers(anchors, "--anchors", count=3), planes_from, _classes(classes), greedy, seed,
+                      device, scale, data_dir, progress=not as_json)
+
+    def human() -> None:
+        rows = [{"coverage": k, "class": c, "s": round(v["s"], 4), "s_min": round(v["s_min"], 4),
+                 "s_max": round(v["s_max"], 4), "constraints": len(v["constraints"]), "joint": round(v["joint"], 4)}
+                for k, per in out["classes"].items() for c, v in per.items()]
+        click.echo(pd.DataFrame(rows).to_string(index=False))
+        click.echo(f"{run}: {len(out['planes'])} planes; mean s " +
+                   ", ".join(f"{v:.4f} at c={k}" for k, v in out["s"].items()))
+
+    emit(out, as_json, human)
+
+
+@main.command("mbh-sweep")
+@click.option("--sizes", default="4,12,34,100", show_default=True, help="n of the (3n, n) MLPs.")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--planes", default=10, show_default=True, type=int)
+@click.option("--coverage", default=0.8, show_default=True, type=float)
+@click.option("--pruned", is_flag=True, help="Add each larger net pruned (--density) to the smallest net's "
+              "hidden-parameter budget 784*3n + 3n*n.")
+@click.option("--dataset", default="fashion-mnist", show_default=True, help="Dataset (train on train, measure on test).")
+@click.option("--out-dir", default="mbh-sweep", show_default=True, help="Where the checkpoints go.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--data-dir", default=None, metavar="DIR", help="Data cache.")
+@store_option
+@json_option
+def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned: bool, dataset: str, out_dir: str,
+                  seed: int, device: str, data_dir: str | None, store: str | None, as_json: bool) -> None:
+    """The thesis' experiment shape: train (3n, n) MLPs, ingest their test split, s at one
+    coverage over the same planes for every net; prints s and accuracy per net.
+
+    Example: apd mbh-sweep --sizes 4,12 --epochs 2 --planes 3
+    """
+    from toolkit.mbh.sweep import sweep
+
+    with open_store(store) as s:
+        table = sweep(s, numbers(sizes, "--sizes"), epochs, planes, coverage, pruned, dataset, out_dir, seed,
+                      device, data_dir, progress=not as_json)
+    emit(table, as_json)
 
 
 if __name__ == "__main__":

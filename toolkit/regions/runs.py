@@ -18,8 +18,8 @@ from loaders.datasets import Dataset, load_dataset
 from loaders.models import file_hash, load_model
 from toolkit.errors import ApdError, no_such_run
 from toolkit.regions.geometry import boundary_distance, inradius, segment_regions
-from toolkit.regions.partition import partition
-from toolkit.regions.plane import check_anchor_indices, plane_from_anchors
+from toolkit.regions.partition import Partition, partition
+from toolkit.regions.plane import Plane, check_anchor_indices, plane_from_anchors
 from toolkit.store import Store
 
 
@@ -50,6 +50,34 @@ def run_source(store: Store, run: str, data_dir: str | os.PathLike | None = None
     return RunSource(run, load_model(meta["model"], meta["factory"] or None), data)
 
 
+def anchored_plane(
+    data: Dataset, anchors: list[int], scale: float = 1.2, box: list[float] | None = None
+) -> tuple[list[int], Plane]:
+    """The plane through three of a dataset's instances (checked indices, ApdError if bad)."""
+    try:
+        idx = check_anchor_indices(anchors, len(data))
+        return idx, plane_from_anchors(*data.x[idx], scale=scale, box=box)
+    except ValueError as exc:
+        raise ApdError(str(exc)) from None
+
+
+def plane_partition(model: nn.Module, plane: Plane, device: str = "auto") -> Partition:
+    """Exact partition of `plane`'s box for `model`; engine refusals become ApdError."""
+    try:
+        return partition(model, plane, device=device)
+    except ValueError as exc:
+        raise ApdError(str(exc)) from None
+
+
+def plane_node(uid: str, run: str, anchors: list[int], data: Dataset, plane: Plane, scale: float,
+               regions: int) -> dict:
+    """A Plane node: the anchors, their dataset/split and the box rebuild the plane exactly."""
+    umin, umax, vmin, vmax = plane.box
+    return {"uid": uid, "run": run, "anchors": ",".join(map(str, anchors)), "dataset": data.name,
+            "split": data.split, "scale": scale, "umin": umin, "umax": umax, "vmin": vmin, "vmax": vmax,
+            "box_area": plane.box_area, "regions": regions}
+
+
 def plane_regions(
     store: Store,
     run: str,
@@ -58,17 +86,17 @@ def plane_regions(
     scale: float = 1.2,
     box: list[float] | None = None,
     data_dir: str | os.PathLike | None = None,
+    save: bool = False,
 ) -> dict:
-    """Exact partition of the plane through three of the run's instances: counts and area."""
+    """Exact partition of the plane through three of the run's instances: counts and area.
+
+    save: also store the plane as a Plane node of the run (kept if that plane is there already).
+    """
     src = run_source(store, run, data_dir)
-    try:
-        idx = check_anchor_indices(anchors, len(src.data))
-        plane = plane_from_anchors(*src.data.x[idx], scale=scale, box=box)
-        part = partition(src.model, plane, device=device)
-    except ValueError as exc:
-        raise ApdError(str(exc)) from None
+    idx, plane = anchored_plane(src.data, anchors, scale, box)
+    part = plane_partition(src.model, plane, device)
     labels = np.bincount(part.label.cpu().numpy(), minlength=src.data.classes)
-    return {
+    out = {
         "run": run,
         "anchors": idx,
         "anchor_labels": src.data.y[idx].tolist(),
@@ -77,6 +105,14 @@ def plane_regions(
         "regions_by_predicted_class": labels.tolist(),
         "device": str(device),
     }
+    if save:
+        box_key = ",".join(f"{b:.12g}" for b in plane.box)
+        uid = f"{run}:plane:{'-'.join(map(str, idx))}@{box_key}"
+        if uid not in set(store.query("planes", run=run)["uid"]):
+            node = plane_node(uid, run, idx, src.data, plane, scale, part.count)
+            store.write(run, nodes={"Plane": pd.DataFrame([node])})
+        out["plane"] = uid
+    return out
 
 
 def run_geometry(
