@@ -99,6 +99,8 @@ def _load_npz(name: str, split: str) -> Dataset:
         raise ApdError(f"cannot read {path} as npz: {exc}") from None
     if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
         raise ApdError(f"{path}: x must be [n, ...] and y [n] (got x{list(x.shape)}, y{list(y.shape)})")
+    if len(x) == 0 or x[0].size == 0:
+        raise ApdError(f"{path} holds no data (x{list(x.shape)}): it needs at least one row of features")
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise ApdError(f"{path}: y must hold non-negative integer class labels")
     return _split(f"npz:{path.resolve()}", split, _unit(x), y, TEST_FRACTION["npz"], source=str(path.resolve()))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loaders.ingest import ingest, summary
 from loaders.train import train
+from toolkit.paths import writable_path
 from toolkit.store import open_store, store_location
 
 RUNS = ("digits-train", "digits-test")
@@ -30,6 +31,9 @@ def demo(
 ) -> dict:
     """Train, ingest both splits, and summarise; returns the summary dict that the CLI prints."""
     model = Path(model) if model else demo_model_path(store)
+    if "://" not in store_location(store):
+        writable_path(store_location(store), "--store")
+    writable_path(model, "--model")
     trained = train("digits", [32, 32, 32], epochs=epochs, out=model, seed=seed, progress=progress)
     with open_store(store) as s:
         runs = []

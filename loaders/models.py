@@ -115,8 +115,12 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: dict, masks
         "record": record,
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_weights(path: str | os.PathLike) -> dict:

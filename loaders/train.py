@@ -22,6 +22,7 @@ from loaders.epochs import EpochCounter
 from loaders.models import ACTIVATIONS, ARCHS, apply_masks, arch_string, build_model, save_checkpoint
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError
+from toolkit.paths import writable_path
 
 OPTIMIZERS = {"adam": 1e-3, "sgd": 0.1}  # name -> default learning rate
 INITS = ("default", "kaiming", "xavier")  # default: torch's own initialisation of each module
@@ -96,6 +97,7 @@ def train(
         raise ApdError(f"run name {run!r} may only hold letters, digits and . _ @ + -")
     dev = resolve_device(device)
     lr = OPTIMIZERS[optimizer] if lr is None else lr
+    writable_path(out, "--out")  # snapshots go beside it
 
     train_ds = load_dataset(dataset, "train", data_dir)
     test_ds = load_dataset(dataset, "test", data_dir)
@@ -120,7 +122,7 @@ def train(
     model = build_model(arch)
     _initialise(model, init)
     model = model.to(dev)
-    masks = {k: v.to(dev) for k, v in _random_masks(model, density, gen).items()}
+    masks = {k: v.to(dev) for k, v in _random_masks(model, density, seed).items()}
     apply_masks(model, masks)
     if optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -233,10 +235,19 @@ def _initialise(model: nn.Module, init: str) -> None:
                     m.bias.zero_()
 
 
-def _random_masks(model: nn.Module, density: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """A fixed random keep-mask of share `density` per Linear weight (none when dense)."""
+MASK_STREAM = 0x6D61736B  # "mask": the masks' seed offset from the training seed
+
+
+def _random_masks(model: nn.Module, density: float, seed: int) -> dict[str, torch.Tensor]:
+    """A fixed random keep-mask of share `density` per Linear weight (none when dense).
+
+    The masks draw from their own stream: drawn from the stream that initialised the
+    weights, `rand < density` would keep exactly the weights drawn below `density`, i.e.
+    only negative ones, and every ReLU would start dead.
+    """
     if density >= 1:
         return {}
+    gen = torch.Generator().manual_seed(seed + MASK_STREAM)
     return {
         f"{name}.weight": torch.rand(m.weight.shape, generator=gen) < density
         for name, m in model.named_modules()

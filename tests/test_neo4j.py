@@ -129,6 +129,36 @@ def test_write_through_cypher_is_refused_on_neo4j(monkeypatch, apd):
     assert result.stderr == "Error: refused: `apd cypher` is read-only; writes go through apd commands\n"
 
 
+def test_writes_are_refused_before_sending(monkeypatch, apd):
+    """A server that does not enforce read access mode (this one would answer anything):
+    the write never reaches it."""
+    driver = _FailingDriver(read_error=AssertionError("the write was sent to the server"))
+    _with_driver(monkeypatch, driver)
+    apd.store_path = "bolt://db.invalid:7687"
+    for text in ("MATCH (n) DETACH DELETE n", "MATCH (n:Instance) SET n.label = 0", "merge (:Label {uid: 'x'})"):
+        result = apd("cypher", text, ok=False)
+        assert result.exit_code == 1
+        assert result.stderr == "Error: refused: `apd cypher` is read-only; writes go through apd commands\n"
+
+
+def test_missing_database_and_lost_connection_are_one_line(monkeypatch, apd):
+    from neo4j.exceptions import ClientError, ServiceUnavailable
+
+    missing = ClientError._hydrate_neo4j(code="Neo.ClientError.Database.DatabaseNotFound",
+                                         message="Graph not found: nosuch")
+    _with_driver(monkeypatch, _FailingDriver(read_error=missing))
+    monkeypatch.setenv("APD_NEO4J_DATABASE", "nosuch")
+    apd.store_path = "bolt://db.invalid:7687"
+    result = apd("cypher", "MATCH (n) RETURN count(n) AS n", ok=False)
+    assert result.stderr == ("Error: Neo4j at bolt://db.invalid:7687 has no database 'nosuch': "
+                             "set APD_NEO4J_DATABASE to one it has\n")
+    _with_driver(monkeypatch, _FailingDriver(read_error=ServiceUnavailable("Connection to db.invalid lost")))
+    result = apd("cypher", "MATCH (n) RETURN count(n) AS n", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: lost the connection to Neo4j at bolt://db.invalid:7687: "
+                             "Connection to db.invalid lost\n")
+
+
 def test_bulk_writes_are_batched_unwinds_of_plain_values():
     """What the adapter sends for one Store.write: the linted neo4j/ statements, rows in
     batches of BATCH, values the driver can serialise (no numpy scalars), in one transaction."""

@@ -85,7 +85,10 @@ def numbers(text: str | None, option: str, kind: type = int, count: int | None =
     try:
         values = [kind(v) for v in text.split(",")]
     except ValueError:
-        what, example = ("integers", "32,32,32") if kind is int else ("numbers", "-1.5,2,0,3.5")
+        if kind is int:
+            what, example = "integers", ",".join(map(str, range(count))) if count else "32,32,32"
+        else:
+            what, example = "numbers", "-1.5,2,0,3.5"
         raise ApdError(f"{option} takes comma-separated {what}, e.g. {example} (got {text!r})") from None
     if count is not None and len(values) != count:
         raise ApdError(f"{option} takes {count} numbers (got {len(values)})")
@@ -113,12 +116,25 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @store_option
 @json_option
 def runs(store: str | None, as_json: bool) -> None:
-    """List the runs in the store with their node counts.
+    """List the runs in the store: a compact table, every property and node count with --json.
 
     Example: apd runs --json
     """
     with open_store(store) as s:
-        emit(s.runs(), as_json)
+        table = s.runs()
+    compact = ["run", "model", "dataset", "split", "instances", "accuracy", "layers"]
+
+    def human() -> None:
+        if not len(table):
+            click.echo("(no rows)")
+            return
+        short = table[compact].assign(
+            model=table["model"].map(lambda m: str(m).rsplit("/", 1)[-1]),
+            accuracy=table["accuracy"].round(4),
+        )
+        click.echo(short.to_string(index=False))
+
+    emit(table, as_json, human)
 
 
 @main.command()
@@ -130,7 +146,7 @@ def runs(store: str | None, as_json: bool) -> None:
 def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | None, as_json: bool) -> None:
     """Run a named query from cypher/ with parameters.
 
-    Example: apd query flows -p run=digits-test -p layers=[2,3]
+    Example: apd query layer_summary -p run=digits-test
     """
     if list_ or not name:
         table = pd.DataFrame(
@@ -139,10 +155,21 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
         emit(table, as_json)
         return
     given = parse_params(params)
-    missing = sorted(set(queries.parameters(name)) - set(given))
+    wanted = queries.parameters(name)
+    missing = sorted(set(wanted) - set(given))
     if missing:
         raise ApdError(f"query {name!r} needs parameters {', '.join(missing)} (-p KEY=VALUE)")
+    unknown = sorted(set(given) - set(wanted))
+    if unknown:
+        takes = ", ".join(wanted) or "none"
+        raise ApdError(f"query {name!r} has no parameter {', '.join(unknown)} (its parameters: {takes})")
     with open_store(store) as s:
+        asked = [given["run"]] if "run" in given else []
+        asked += given["runs"] if isinstance(given.get("runs"), list) else []
+        known = set(s.query("runs")["run"])
+        for r in asked:
+            if r not in known:
+                raise no_such_run(str(r))
         emit(s.query(name, **given), as_json)
 
 
@@ -352,7 +379,8 @@ def split(run: str, target: str, store: str | None, as_json: bool) -> None:
 @click.option("--layers", default=None, metavar="L1,L2", help="Hidden layers (1-based); default the last two.")
 @click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1),
               help="Keep flows with at least this many instances.")
-@click.option("--top", default=20, show_default=True, help="Flows to print (all with --json).")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Flows to print (0: only the summary line; all with --json).")
 @click.option("--label", default=None, type=int, help="Only instances of this true label (printed, not written).")
 @store_option
 @json_option
@@ -373,7 +401,10 @@ def flows(run: str, layers: str | None, min_strength: int, top: int, label: int 
         of = f" of true label {label}" if label is not None else ""
         click.echo(f"{run}: {len(table)} flows over layers {chosen}, {covered} instances{of}, "
                    f"weighted purity {purity:.4f}, {int(table['errors'].sum())} errors")
-        click.echo(table.head(top).to_string(index=False) if len(table) else "(no flows)")
+        if not len(table):
+            click.echo("(no flows)")
+        elif top:
+            click.echo(table.head(top).to_string(index=False))
 
     emit(table, as_json, human)
 
@@ -429,7 +460,7 @@ def evolution(runs: str | None, run: str | None, store: str | None, as_json: boo
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--scale", default=1.2, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--box", default=None, metavar="UMIN,UMAX,VMIN,VMAX", help="Explicit box in plane coordinates.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @click.option("--save", is_flag=True, help="Store the plane as a Plane node of the run (for `apd mbh --planes-from`).")
@@ -473,6 +504,8 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
     from toolkit.regions.runs import run_geometry, run_segment
 
     if segment is not None:
+        if with_inradius:
+            raise ApdError("--inradius does not apply to --segment (it only counts the regions on the segment)")
         ends = numbers(segment, "--segment", count=2)
         with open_store(store, read_only=True) as s:
             out = run_segment(s, run, ends, device, data_dir)
@@ -504,24 +537,31 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the instance sample.")
 @click.option("--anchors", default=None, metavar="I,J,K",
               help="Instances spanning the plane picture [default: first instances of three labels].")
+@click.option("--coverage", default=None, type=float,
+              help="Coverage of the blanket drawn on the MBH plane [default: 0.8 if stored, else the first stored].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (plane partition).")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option
 @json_option
 def report(run: str, out: str, label: int | None, instances: int, runs: str | None, max_nodes: int, seed: int,
-           anchors: str | None, device: str, data_dir: str | None, store: str | None, as_json: bool) -> None:
+           anchors: str | None, coverage: float | None, device: str, data_dir: str | None, store: str | None,
+           as_json: bool) -> None:
     """One self-contained HTML file (opens offline): APD Sankey, patterns per layer, flows,
-    cluster sizes with errors and forgetting, a plane partition. Reads the store only.
+    cluster sizes with errors and forgetting, a plane partition (with a class's blanket in red
+    where `apd mbh` results exist: the --label class, else the first anchor's). Reads the store only.
 
     Example: apd report --run digits-test --out report.html --label 3
     """
     from dataclasses import asdict
 
+    from toolkit.paths import writable_path
     from toolkit.viz.report import build_report
 
+    writable_path(out, "--out")
     with open_store(store, read_only=True) as s:
         info = build_report(s, run, out, label, instances, runs, max_nodes, seed,
-                            numbers(anchors, "--anchors", count=3), data_dir, device, progress=not as_json)
+                            numbers(anchors, "--anchors", count=3), coverage, data_dir, device,
+                            progress=not as_json)
     emit(asdict(info), as_json, lambda: click.echo(
         f"{info.path}: {info.bytes / 1e6:.1f} MB, {info.instances} instances drawn; sections "
         f"{', '.join(info.sections)}; Sankey nodes/links "
@@ -539,7 +579,8 @@ def plot() -> None:
 @click.option("--class", "class_", default=None, type=int, help="Draw this class's blanket in red (needs MBH).")
 @click.option("--coverage", default=0.8, show_default=True, type=float, help="Minimum coverage of the blanket's pattern.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg", help="Picture file; the format follows the suffix.")
-@click.option("--scale", default=1.2, show_default=True, help="Box half-side as a multiple of the anchors' largest offset.")
+@click.option("--scale", default=1.2, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Box half-side as a multiple of the anchors' largest offset.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option
@@ -552,10 +593,12 @@ def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out:
     """
     from pathlib import Path
 
+    from toolkit.paths import writable_path
     from toolkit.viz.plane import FORMATS, plane_picture, run_plane, save_picture
 
     if Path(out).suffix.lower() not in FORMATS:
         raise ApdError(f"--out must end in .png or .svg (got {Path(out).name!r})")
+    writable_path(out, "--out")
     blanket, s_class = None, None
     with open_store(store, read_only=True) as s:
         rp = run_plane(s, run, numbers(anchors, "--anchors", count=3), device, scale, data_dir)
@@ -651,6 +694,46 @@ def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned:
         table = sweep(s, numbers(sizes, "--sizes"), epochs, planes, coverage, pruned, dataset, out_dir, seed,
                       device, data_dir, progress=not as_json)
     emit(table, as_json)
+# --- export (tables as CSV / Parquet, a whole run for neo4j-admin) -------------
+
+
+@main.command("export")
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--what", type=click.Choice(["instances", "patterns", "flows", "clusters"]), default=None,
+              help="The table to write (with --format csv / parquet).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "neo4j-admin"]), default="csv", show_default=True,
+              help="neo4j-admin: the whole run as header + data CSVs and an import.sh, in folder --out.")
+@click.option("--out", required=True, metavar="FILE|DIR", help="Output file (csv, parquet) or folder (neo4j-admin).")
+@click.option("--layers", default=None, metavar="L1,L2", help="Flows: hidden layers (1-based); default the last two.")
+@click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1), help="Flows: smallest kept.")
+@store_option
+@json_option
+def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | None, min_strength: int,
+               store: str | None, as_json: bool) -> None:
+    """Write a run's instances, patterns, flows or clusters as CSV / Parquet, or the whole
+    run as input for `neo4j-admin database import full` (the way to load millions of instances).
+
+    Example: apd export --run digits-test --what patterns --format parquet --out patterns.parquet
+    """
+    from toolkit.export import export_admin, export_table
+
+    if fmt == "neo4j-admin":
+        if what is not None or layers is not None:
+            raise ApdError("--format neo4j-admin exports the whole run: leave out --what and --layers")
+        with open_store(store, read_only=True) as s:
+            info = export_admin(s, run, out, progress=not as_json)
+        total = sum(f["rows"] for f in info["nodes"]), sum(f["rows"] for f in info["relationships"])
+        emit(info, as_json, lambda: click.echo(
+            f"{run}: {total[0]} nodes in {len(info['nodes'])} files, {total[1]} relationships in "
+            f"{len(info['relationships'])} files -> {info['path']}/ (load with {info['path']}/import.sh)"))
+        return
+    if what is None:
+        raise ApdError(f"--format {fmt} needs --what instances|patterns|flows|clusters")
+    if layers is not None and what != "flows":
+        raise ApdError("--layers applies to --what flows only")
+    with open_store(store, read_only=True) as s:
+        info = export_table(s, run, what, fmt, out, layers, min_strength)
+    emit(info, as_json, lambda: click.echo(f"{run}: {info['rows']} {what} -> {info['path']}"))
 
 
 if __name__ == "__main__":

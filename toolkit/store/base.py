@@ -15,6 +15,27 @@ class StoreError(ApdError):
     """A user-facing store failure: its message is one actionable line."""
 
 
+def plain_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """String columns as object dtype with None for nulls, whatever pandas infers.
+
+    pandas 3 gives strings its own `str` dtype (NaN for nulls) while a driver's lists of
+    Python objects stay `object`; both backends pass their frames through here so the same
+    named query returns the same frame.
+    """
+    for c in df.columns:
+        if pd.api.types.is_string_dtype(df[c].dtype) and str(df[c].dtype) != "object":
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
+    return df
+
+
+def _with_columns(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """An empty result as a frame with the named file's header columns: a server may send
+    no column names when there are no rows."""
+    if len(df.columns) == 0 and len(df) == 0:
+        return pd.DataFrame(columns=queries.columns(name))
+    return df
+
+
 class Store(ABC):
     """open -> ensure schema -> bulk-write frames / run named queries -> DataFrames."""
 
@@ -46,7 +67,11 @@ class Store(ABC):
 
     def query(self, name: str, **params: Any) -> pd.DataFrame:
         """Run the named file `cypher/<name>.cypher` with parameters."""
-        return self._run(queries.body(name), params)
+        return _with_columns(self._run(queries.body(name), params), name)
+
+    def query_template(self, name: str, identifiers: Mapping[str, str], **params: Any) -> pd.DataFrame:
+        """Run a template file with schema identifiers (labels, types, properties) filled in."""
+        return _with_columns(self._run(queries.body(name, **identifiers), params), name)
 
     def write(
         self,
@@ -90,7 +115,7 @@ class Store(ABC):
         """Node counts per label (for one run, or all runs as a frame indexed by run)."""
         frames = []
         for table in NODES:
-            df = self._run(queries.body("count_nodes", table=table), {})
+            df = _with_columns(self._run(queries.body("count_nodes", table=table), {}), "count_nodes")
             df["label"] = table
             frames.append(df)
         allc = pd.concat(frames, ignore_index=True)

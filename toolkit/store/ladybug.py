@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from toolkit.store import queries
-from toolkit.store.base import Store, StoreError
+from toolkit.store.base import Store, StoreError, plain_strings
 
 
 def _one_line(exc: Exception) -> str:
@@ -108,6 +108,4 @@ def _frame(df: pd.DataFrame, types: list[str]) -> pd.DataFrame:
     for c, t in zip(df.columns, types):
         if t in ("INT128", "INT64", "INT32", "SERIAL") and df[c].dtype != "int64" and not df[c].isna().any():
             df[c] = df[c].astype("int64")
-        elif str(df[c].dtype) in ("str", "string"):
-            df[c] = df[c].astype(object)
-    return df
+    return plain_strings(df)

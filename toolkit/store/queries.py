@@ -6,6 +6,7 @@ Cypher cannot take as parameters (labels, relationship types, property names) ap
 """
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 from importlib import resources
@@ -72,3 +73,45 @@ def statements(text: str) -> list[str]:
 def parameters(name: str) -> list[str]:
     """The `$parameters` a file uses, for `apd query` to check `-p` options against."""
     return sorted(set(re.findall(r"\$(\w+)", code(name))))
+
+
+def columns(name: str) -> list[str]:
+    """The result columns a file's `// Columns:` header names, in order (`p1..p6` expands).
+
+    A server may send an empty result without column names; the header gives them back.
+    """
+    header = [ln.strip()[2:] for ln in read_text(name).splitlines() if ln.lstrip().startswith("//")]
+    start = next((i for i, h in enumerate(header) if "Columns:" in h), None)
+    if start is None:
+        raise ValueError(f"{name}: no `// Columns:` header")
+    # The header may continue on indented comment lines.
+    rest = itertools.takewhile(lambda h: h.startswith("  "), header[start + 1:])
+    text = " ".join([header[start].split("Columns:", 1)[1], *rest])
+    text = re.sub(r"\([^)]*\)", "", text).split(";")[0].strip().rstrip(".")
+    if text == "none":
+        return []
+    out: list[str] = []
+    for item in (t.strip() for t in text.split(",")):
+        span = re.fullmatch(r"([A-Za-z_]+)(\d+)\.\.\1(\d+)", item)
+        if span:
+            out += [f"{span[1]}{k}" for k in range(int(span[2]), int(span[3]) + 1)]
+        elif re.fullmatch(r"[A-Za-z_]\w*", item):
+            out.append(item)
+        else:
+            raise ValueError(f"{name}: cannot read column {item!r} in its `// Columns:` header")
+    return out
+
+
+_WRITE_CLAUSE = re.compile(
+    r"(?<![\w.$])(CREATE|MERGE|DELETE|DETACH|SET|REMOVE|DROP|FOREACH|COPY|LOAD\s+CSV|LOAD\s+FROM)(?!\w)", re.I
+)
+
+
+def writes(text: str) -> str | None:
+    """The first write clause in `text` (outside strings, comments and `quoted` names), or None.
+
+    A read-only guard that does not depend on the server enforcing read access mode.
+    """
+    bare = re.sub(r"//[^\n]*|/\*.*?\*/|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]*`", " ", text, flags=re.S)
+    hit = _WRITE_CLAUSE.search(bare)
+    return " ".join(hit.group(1).upper().split()) if hit else None

@@ -11,6 +11,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -22,9 +23,14 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from toolkit.errors import ApdError  # noqa: E402
 from toolkit.regions.partition import Partition, partition  # noqa: E402
-from toolkit.regions.plane import check_anchor_indices, plane_from_anchors  # noqa: E402
+from toolkit.regions.plane import Plane, check_anchor_indices, plane_from_anchors  # noqa: E402
 from toolkit.store import Store  # noqa: E402
 from toolkit.viz import style  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
+
+    from loaders.datasets import Dataset
 
 FORMATS = (".png", ".svg")
 
@@ -48,10 +54,28 @@ def run_plane(store: Store, run: str, anchors: list[int], device: str = "auto", 
     try:
         idx = check_anchor_indices(anchors, len(src.data))
         plane = plane_from_anchors(*src.data.x[idx], scale=scale)
-        part = partition(src.model, plane, device=device, decision=True)
     except ValueError as exc:
         raise ApdError(str(exc)) from None
-    return RunPlane(part, idx, src.data.y[idx].tolist(), plane.project(src.data.x[idx]))
+    return _drawn_plane(src.model, plane, idx, src.data, device)
+
+
+def stored_plane(store: Store, run: str, index: int = 0, device: str = "auto",
+                 data_dir: str | os.PathLike | None = None) -> RunPlane:
+    """The run's `index`-th stored Plane node (uid order), rebuilt from its anchors and box as
+    `apd mbh --planes-from` rebuilds it, partitioned by the run's model."""
+    from toolkit.mbh.planes import saved_planes
+    from toolkit.regions.runs import run_source
+
+    spec = saved_planes(store, run, data_dir)[index]
+    return _drawn_plane(run_source(store, run, data_dir).model, spec.plane, spec.anchors, spec.data, device)
+
+
+def _drawn_plane(model: torch.nn.Module, plane: Plane, anchors: list[int], data: Dataset, device: str) -> RunPlane:
+    try:
+        part = partition(model, plane, device=device, decision=True)
+    except ValueError as exc:
+        raise ApdError(str(exc)) from None
+    return RunPlane(part, anchors, data.y[anchors].tolist(), plane.project(data.x[anchors]))
 
 
 def default_anchors(labels: np.ndarray, first: int | None = None) -> list[int]:

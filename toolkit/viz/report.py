@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.io as pio
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from toolkit.apd.flows import parse_layers, query_flows
@@ -111,7 +112,8 @@ def hardness_frame(store: Store, run: str, data: RunPatterns) -> tuple[pd.DataFr
 
 def build_report(store: Store, run: str, out: str | os.PathLike, label: int | None = None, instances: int = 500,
                  runs: str | None = None, max_nodes: int = 30, seed: int = 0, anchors: list[int] | None = None,
-                 data_dir: str | os.PathLike | None = None, device: str = "auto", progress: bool = False) -> ReportInfo:
+                 coverage: float | None = None, data_dir: str | os.PathLike | None = None, device: str = "auto",
+                 progress: bool = False) -> ReportInfo:
     """Write the report of `run` to `out` (through a temporary file) and say what it holds."""
     path = Path(out)
     if path.suffix.lower() not in (".html", ".htm"):
@@ -124,6 +126,8 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
     meta = all_runs.loc[run]
     data = read_patterns(store, run)
     rows = choose_instances(data, label, instances, seed)
+    measured = store.query("plane_blankets", run=run)  # `apd mbh` results: s per plane and blanket
+    cover = blanket_coverage(measured, coverage)
     snapshots = snapshot_runs(store, runs) if runs else [run]
     if run not in snapshots:
         snapshots = [run, *snapshots]
@@ -164,7 +168,7 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
                                ". No forgetting events in this run (training tracks them on the train split).")))
     steps.update()
 
-    plane_info, sec = _plane_section(store, run, data, label, anchors, data_dir, device)
+    plane_info, sec = _plane_section(store, run, data, label, anchors, measured, cover, data_dir, device)
     sections.append(sec)
     steps.update()
     steps.close()
@@ -181,8 +185,14 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
 
 
 def _plane_section(store: Store, run: str, data: RunPatterns, label: int | None, anchors: list[int] | None,
-                   data_dir, device: str) -> tuple[dict, Section]:
-    """The plane picture, or a note saying why there is none (e.g. the model file is gone)."""
+                   measured: pd.DataFrame, coverage: float | None, data_dir, device: str) -> tuple[dict, Section]:
+    """The plane picture, or a note saying why there is none (e.g. the model file is gone).
+
+    Where `apd mbh` results exist (and no --anchors are given) the picture is drawn on the first
+    stored MBH plane with one class's blanket in red, captioned with the s stored in the graph.
+    """
+    if anchors is None and not measured.empty:
+        return _blanket_section(store, run, measured, label, coverage, data_dir, device)
     try:
         idx = anchors if anchors is not None else default_plane_anchors(data, label)
         rp = plane.run_plane(store, run, idx, device=device, data_dir=data_dir)
@@ -190,11 +200,73 @@ def _plane_section(store: Store, run: str, data: RunPatterns, label: int | None,
         return {"skipped": str(exc)}, Section("plane", "Plane partition", "", f"No plane picture: {exc}")
     text = [f"#{i} (label {y})" for i, y in zip(rp.anchors, rp.anchor_labels)]
     fig = plane.plane_picture(rp.part, rp.anchors_uv, text, title=f"plane through instances {rp.anchors}")
-    png = base64.b64encode(plane.png_bytes(fig)).decode()
-    img = f'<img class="plane" alt="plane partition" src="data:image/png;base64,{png}">'
     info = {"anchors": rp.anchors, "regions": rp.part.count}
-    return info, Section("plane", "Plane partition", img,
-                         f"{rp.part.count} activation regions (one colour each), decision boundary in black.")
+    note = f"{rp.part.count} activation regions (one colour each), decision boundary in black."
+    if not measured.empty:
+        note += " Blankets (`apd mbh`) are drawn on the run's stored MBH plane when --anchors is not given."
+    return info, Section("plane", "Plane partition", _img(fig, "plane partition"), note)
+
+
+def blanket_coverage(measured: pd.DataFrame, coverage: float | None) -> float | None:
+    """The coverage whose blanket the report draws: `coverage` (refused if not stored), else 0.8
+    if stored, else the first stored one; None without `apd mbh` results."""
+    if measured.empty:
+        return None
+    stored = np.unique(measured["coverage"].to_numpy(float))
+    if coverage is None:
+        return 0.8 if np.isclose(stored, 0.8).any() else float(stored[0])
+    if not np.isclose(stored, coverage).any():
+        raise ApdError(f"--coverage {coverage:g} has no stored blankets for this run "
+                       f"(stored: {', '.join(f'{c:g}' for c in stored)}; `apd mbh --coverage` adds them)")
+    return coverage
+
+
+def choose_blanket(measured: pd.DataFrame, label: int | None, coverage: float, first_anchor_label: int) -> pd.Series:
+    """The MEASURED row drawn: on the first stored plane at `coverage`, the `label` class if it
+    has a blanket there, else the first anchor's class, else the smallest stored class."""
+    on_plane = measured[measured["plane"] == measured["plane"].iloc[0]]
+    at = on_plane[np.isclose(on_plane["coverage"].to_numpy(float), coverage)]
+    for cls in (label, first_anchor_label):
+        if cls is not None and (at["class"] == cls).any():
+            return at[at["class"] == cls].iloc[0]
+    return at.sort_values("class").iloc[0]
+
+
+def _blanket_section(store: Store, run: str, measured: pd.DataFrame, label: int | None, coverage: float,
+                     data_dir, device: str) -> tuple[dict, Section]:
+    from toolkit.mbh.runs import class_blanket
+
+    uids = store.query("planes", run=run)["uid"].tolist()
+    first = measured["plane"].iloc[0]
+    try:
+        rp = plane.stored_plane(store, run, uids.index(first), device=device, data_dir=data_dir)
+        row = choose_blanket(measured, label, coverage, rp.anchor_labels[0])
+        cls, cov, s = int(row["class"]), float(row["coverage"]), float(row["s"])
+        mask, s_drawn = class_blanket(store, run, rp.part, cls, cov, greedy=str(row["greedy"]), data_dir=data_dir)
+    except ApdError as exc:
+        return {"skipped": str(exc)}, Section("plane", "Plane partition", "", f"No plane picture: {exc}")
+    text = [f"#{i} (label {y})" for i, y in zip(rp.anchors, rp.anchor_labels)]
+    fig = plane.plane_picture(rp.part, rp.anchors_uv, text, blanket=mask, s=s,
+                              title=f"MBH plane {first} through instances {rp.anchors}")
+    caption = (f"Blanket of class {cls} at coverage {cov:g} ({row['greedy']} greedy) in red: "
+               f"s = {s:.4f} on this plane, as stored in the graph by `apd mbh`.")
+    body = (f'<figure>{_img(fig, "plane partition with blanket")}'
+            f'<figcaption class="blanket" data-class="{cls}" data-coverage="{cov!r}" data-s="{s!r}">'
+            f"{html.escape(caption)}</figcaption></figure>")
+    info = {"anchors": rp.anchors, "regions": rp.part.count,
+            "blanket": {"plane": first, "class": cls, "coverage": cov, "greedy": str(row["greedy"]), "s": s,
+                        "s_drawn": float(s_drawn)}}
+    note = (f"{rp.part.count} activation regions, decision boundary in black; the regions outside the "
+            "blanket in grey. Stored blankets: " + ", ".join(
+                f"coverage {c:g}: classes {' '.join(map(str, sorted(g['class'].unique())))}"
+                for c, g in measured[measured["plane"] == first].groupby("coverage")) + ".")
+    return info, Section("plane", "Plane partition and blanket", body, note)
+
+
+def _img(fig: Figure, alt: str) -> str:
+    """The figure as an inline PNG (the page stays one offline file)."""
+    png = base64.b64encode(plane.png_bytes(fig)).decode()
+    return f'<img class="plane" alt="{alt}" src="data:image/png;base64,{png}">'
 
 
 def default_plane_anchors(data: RunPatterns, label: int | None) -> list[int]:

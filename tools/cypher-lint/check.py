@@ -51,6 +51,11 @@ def renderings(name: str) -> list[tuple[str, str]]:
         return [(f"{name}[{t}]", queries.body(name, table=t)) for t in NODES]
     if holes == {"table", "src", "dst"}:
         return [(f"{name}[{r}]", queries.body(name, table=r, src=v.src, dst=v.dst)) for r, v in RELS.items()]
+    if holes == {"table", "prop"}:
+        return [(f"{name}[{t}.{p}]", queries.body(name, table=t, prop=p)) for t, v in NODES.items() for p in v.props]
+    if holes == {"table", "src", "dst", "prop"}:
+        return [(f"{name}[{r}.{p}]", queries.body(name, table=r, src=v.src, dst=v.dst, prop=p))
+                for r, v in RELS.items() for p in v.props]
     raise ValueError(f"{name}: no lint rendering for placeholders {sorted(holes)}")
 
 

@@ -1,0 +1,48 @@
+"""One parameter set for every named query in cypher/, for tests that run them all.
+
+Add a row when you add a named query (tests/test_named_queries.py fails until you do).
+`RUN` and `RUNS` are filled with the test's run names: the demo's by default.
+"""
+from __future__ import annotations
+
+RUN = "digits-test"
+RUNS = ["digits-train", "digits-test"]
+
+PARAMS: dict[str, dict] = {
+    "apd_next": {"run": RUN},
+    "apd_predicts": {"run": RUN},
+    "blanket_instances": {"run": RUN, "label": 3, "coverage": 0.8},
+    "blankets": {"run": RUN},
+    "cluster_sizes": {"run": RUN},
+    "flows": {"run": RUN, "layers": [2, 3], "l1": 2, "l2": 3, "l3": 3, "l4": 3, "l5": 3, "l6": 3, "min_strength": 1,
+              "label": -1},
+    "instance_hardness": {"run": RUN},
+    "instance_patterns": {"run": RUN},
+    "label_patterns": {"run": RUN, "layer": 3},
+    "layer_summary": {"run": RUN},
+    "pattern_counts": {"runs": RUNS},
+    "pattern_stability": {"run": RUN},
+    "plane_blankets": {"run": RUN},
+    "planes": {"run": RUN},
+    "patterns": {"run": RUN},
+    "run_meta": {"run": RUN},
+    "runs": {},
+    "transitions": {"run": RUN},
+}
+
+
+def params(name: str, run: str = RUN, runs: list[str] | None = None) -> dict:
+    """The row for `name` with the run names replaced."""
+    out = dict(PARAMS[name])
+    if "run" in out:
+        out["run"] = run
+    if "runs" in out:
+        out["runs"] = list(runs or RUNS)
+    return out
+
+
+def as_options(values: dict) -> list[str]:
+    """The row as `apd query` options: `-p key=value` with JSON values."""
+    import json
+
+    return [arg for k, v in values.items() for arg in ("-p", f"{k}={v if isinstance(v, str) else json.dumps(v)}")]

@@ -1,0 +1,257 @@
+"""Bad input to every command: one line on stderr, non-zero exit, no traceback, store unchanged.
+
+Each row is (id, args, expected fragment of the message). Placeholders in args:
+{store} the prepared store (runs digits-train / digits-test from `apd demo`, digits-test split),
+{model} its model, {tmp} an empty scratch folder, {ro} a folder nothing can be written in,
+{corrupt} a file of garbage, {nan} / {inf} / {empty} npz files with NaN, inf, no rows.
+Add rows for new commands here; rows marked LOCKED run while another process holds the store.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import main
+from toolkit.store import open_store
+
+INJECT = "x' OR 1=1 //"  # a run name as a Cypher injection attempt: must be taken literally
+NO_RUN = "no run named"
+
+ROWS: list[tuple[str, list[str], str]] = [
+    # missing, corrupt and unwritable paths
+    ("ingest-missing-model", ["ingest", "{tmp}/nope.pt", "--run", "x", "--store", "{store}"], "no model file at"),
+    ("ingest-corrupt-model", ["ingest", "{corrupt}", "--run", "x", "--store", "{store}"], "cannot load"),
+    ("ingest-model-is-dir", ["ingest", "{tmp}", "--run", "x", "--store", "{store}"], "is a directory"),
+    ("cypher-missing-store", ["cypher", "MATCH (n) RETURN count(n) AS n", "--store", "{tmp}/none.lbug"], "no store at"),
+    ("cypher-corrupt-store", ["cypher", "MATCH (n) RETURN count(n) AS n", "--store", "{corrupt}"], "cannot open store"),
+    ("export-missing-store", ["export", "--run", "x", "--what", "patterns", "--out", "{tmp}/p.csv",
+                              "--store", "{tmp}/none.lbug"], "no store at"),
+    ("regions-missing-store", ["regions", "--run", "x", "--anchors", "0,1,2", "--store", "{tmp}/none.lbug"],
+     "no store at"),
+    ("train-out-read-only", ["train", "--epochs", "1", "--out", "{ro}/x.pt"], "cannot write in"),
+    ("train-out-is-dir", ["train", "--epochs", "1", "--out", "{tmp}"], "is a directory"),
+    ("train-out-under-file", ["train", "--epochs", "1", "--out", "{corrupt}/x.pt"], "is not a directory"),
+    ("demo-store-read-only", ["demo", "--epochs", "1", "--store", "{ro}/demo.lbug"], "--store"),
+    ("demo-model-read-only", ["demo", "--epochs", "1", "--model", "{ro}/m.pt", "--store", "{tmp}/d.lbug"], "--model"),
+    ("fetch-read-only", ["data", "fetch", "mnist", "--force", "--data-dir", "{ro}"], "cannot write in"),
+    ("export-out-read-only", ["export", "--run", "digits-test", "--what", "patterns", "--out", "{ro}/p.csv",
+                              "--store", "{store}"], "cannot write in"),
+    ("report-out-read-only", ["report", "--run", "digits-test", "--out", "{ro}/r.html", "--store", "{store}"],
+     "cannot write in"),
+    ("plot-out-read-only", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--out", "{ro}/p.png",
+                            "--store", "{store}"], "cannot write in"),
+    ("plot-out-suffix", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--out", "{tmp}/p.txt",
+                         "--store", "{store}"], "--out must end in .png or .svg"),
+    ("report-out-suffix", ["report", "--run", "digits-test", "--out", "{tmp}/r.txt", "--store", "{store}"],
+     "--out must end in .html"),
+    ("export-out-is-dir", ["export", "--run", "digits-test", "--what", "patterns", "--out", "{tmp}",
+                           "--store", "{store}"], "is a directory"),
+    ("export-admin-into-file", ["export", "--run", "digits-test", "--format", "neo4j-admin", "--out", "{corrupt}",
+                                "--store", "{store}"], "must be a new or empty folder"),
+    # wrong types and values
+    ("train-epochs-text", ["train", "--epochs", "abc"], "'--epochs'"),
+    ("train-epochs-zero", ["train", "--epochs", "0", "--out", "{tmp}/m.pt"], "--epochs must be at least 1"),
+    ("train-hidden-text", ["train", "--hidden", "32,x", "--out", "{tmp}/m.pt"], "--hidden takes comma-separated"),
+    ("train-density", ["train", "--density", "0", "--out", "{tmp}/m.pt"], "--density"),
+    ("ingest-batch-zero", ["ingest", "{model}", "--run", "x", "--batch-size", "0", "--store", "{store}"],
+     "--batch-size must be positive"),
+    ("flows-min-strength", ["flows", "--run", "digits-test", "--min-strength", "0", "--store", "{store}"],
+     "'--min-strength'"),
+    ("flows-top-negative", ["flows", "--run", "digits-test", "--top", "-1", "--store", "{store}"], "'--top'"),
+    ("regions-scale-zero", ["regions", "--run", "digits-test", "--anchors", "0,1,2", "--scale", "0",
+                            "--store", "{store}"], "'--scale'"),
+    ("regions-box-short", ["regions", "--run", "digits-test", "--anchors", "0,1,2", "--box", "1,2,3",
+                           "--store", "{store}"], "--box takes 4 numbers"),
+    ("regions-anchors-text", ["regions", "--run", "digits-test", "--anchors", "0,a,2", "--store", "{store}"],
+     "e.g. 0,1,2"),
+    ("flows-label-text", ["flows", "--run", "digits-test", "--label", "abc", "--store", "{store}"], "'--label'"),
+    ("report-instances-negative", ["report", "--run", "digits-test", "--instances", "-5", "--out", "{tmp}/r.html",
+                                   "--store", "{store}"], "--instances"),
+    ("plot-scale-zero", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--scale", "0",
+                         "--out", "{tmp}/p.png", "--store", "{store}"], "'--scale'"),
+    ("geometry-segment-inradius", ["geometry", "--run", "digits-test", "--segment", "0,1", "--inradius",
+                                   "--store", "{store}"], "--inradius does not apply to --segment"),
+    ("query-param-syntax", ["query", "layer_summary", "-p", "run", "--store", "{store}"], "is not key=value"),
+    ("query-param-unknown", ["query", "layer_summary", "-p", "run=digits-test", "-p", "foo=1", "--store", "{store}"],
+     "has no parameter foo (its parameters: run)"),
+    ("query-param-missing", ["query", "layer_summary", "--store", "{store}"], "needs parameters run"),
+    ("export-what-missing", ["export", "--run", "digits-test", "--out", "{tmp}/p.csv", "--store", "{store}"],
+     "needs --what"),
+    ("export-admin-what", ["export", "--run", "digits-test", "--format", "neo4j-admin", "--what", "flows",
+                           "--out", "{tmp}/adm", "--store", "{store}"], "leave out --what"),
+    # NaN / inf / empty data
+    ("ingest-nan", ["ingest", "{model}", "--dataset", "npz:{nan}", "--run", "x", "--store", "{store}"], "NaN or inf"),
+    ("ingest-inf", ["ingest", "{model}", "--dataset", "npz:{inf}", "--run", "x", "--store", "{store}"], "NaN or inf"),
+    ("ingest-empty", ["ingest", "{model}", "--dataset", "npz:{empty}", "--run", "x", "--store", "{store}"],
+     "holds no data"),
+    ("ingest-not-npz", ["ingest", "{model}", "--dataset", "npz:{corrupt}", "--run", "x", "--store", "{store}"],
+     "as npz"),
+    ("train-nan", ["train", "--dataset", "npz:{nan}", "--epochs", "1", "--out", "{tmp}/m.pt"], "NaN or inf"),
+    # unknown run / query / dataset
+    ("split-unknown-run", ["split", "--run", "nosuch", "--store", "{store}"], NO_RUN),
+    ("flows-unknown-run", ["flows", "--run", "nosuch", "--store", "{store}"], NO_RUN),
+    ("hardness-unknown-run", ["hardness", "--run", "nosuch", "--store", "{store}"], "nosuch"),
+    ("hardness-not-split", ["hardness", "--run", "digits-train", "--store", "{store}"], "apd split --run digits-train"),
+    ("evolution-unknown", ["evolution", "--runs", "nosuch*", "--store", "{store}"], "no run matches"),
+    ("regions-unknown-run", ["regions", "--run", "nosuch", "--anchors", "0,1,2", "--store", "{store}"], NO_RUN),
+    ("geometry-unknown-run", ["geometry", "--run", "nosuch", "--store", "{store}"], NO_RUN),
+    ("drop-unknown-run", ["drop", "--run", "nosuch", "--store", "{store}"], NO_RUN),
+    ("report-unknown-run", ["report", "--run", "nosuch", "--out", "{tmp}/r.html", "--store", "{store}"], NO_RUN),
+    ("plot-unknown-run", ["plot", "plane", "--run", "nosuch", "--anchors", "0,1,2", "--out", "{tmp}/p.png",
+                          "--store", "{store}"], NO_RUN),
+    ("plot-anchor-range", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,99999", "--out", "{tmp}/p.png",
+                           "--store", "{store}"], "out of range"),
+    ("export-unknown-run", ["export", "--run", "nosuch", "--what", "flows", "--out", "{tmp}/f.csv",
+                            "--store", "{store}"], NO_RUN),
+    ("export-clusters-not-split", ["export", "--run", "digits-train", "--what", "clusters", "--out", "{tmp}/c.csv",
+                                   "--store", "{store}"], "apd split --run digits-train"),
+    ("query-unknown", ["query", "nosuch", "--store", "{store}"], "no query named 'nosuch'"),
+    ("query-unknown-run", ["query", "layer_summary", "-p", "run=nosuch", "--store", "{store}"], NO_RUN),
+    ("ingest-unknown-dataset", ["ingest", "{model}", "--dataset", "nosuch", "--run", "x", "--store", "{store}"],
+     "unknown dataset 'nosuch'"),
+    ("fetch-unknown-dataset", ["data", "fetch", "nosuch"], "'nosuch' is not one of"),
+    # out-of-range layers and anchors
+    ("flows-layers-range", ["flows", "--run", "digits-test", "--layers", "0,9", "--store", "{store}"], "out of range"),
+    ("regions-anchor-range", ["regions", "--run", "digits-test", "--anchors", "0,1,99999", "--store", "{store}"],
+     "out of range"),
+    ("regions-anchors-count", ["regions", "--run", "digits-test", "--anchors", "0,1", "--store", "{store}"],
+     "--anchors takes 3 numbers"),
+    ("regions-anchors-repeat", ["regions", "--run", "digits-test", "--anchors", "0,0,1", "--store", "{store}"],
+     "distinct"),
+    ("geometry-segment-range", ["geometry", "--run", "digits-test", "--segment", "0,99999", "--store", "{store}"],
+     "0..449"),
+    # unreachable Neo4j
+    ("runs-unreachable-neo4j", ["runs", "--store", "bolt://127.0.0.1:1"], "cannot reach Neo4j at bolt://127.0.0.1:1"),
+    ("split-unreachable-neo4j", ["split", "--run", "x", "--store", "neo4j://127.0.0.1:1"], "cannot reach Neo4j"),
+    ("export-unreachable-neo4j", ["export", "--run", "x", "--what", "flows", "--out", "{tmp}/f.csv",
+                                  "--store", "bolt://127.0.0.1:1"], "cannot reach Neo4j"),
+    ("store-unsupported-uri", ["runs", "--store", "http://127.0.0.1:1"], "unsupported store URI"),
+    # writes through `apd cypher`
+    ("cypher-create", ["cypher", "CREATE (:Label {uid: 'x', run: 'x', value: 1})", "--store", "{store}"], "read-only"),
+    ("cypher-delete", ["cypher", "MATCH (n) DETACH DELETE n", "--store", "{store}"], "read-only"),
+    ("cypher-set", ["cypher", "MATCH (i:Instance) SET i.label = 0", "--store", "{store}"], "read-only"),
+    # injection attempts in string options: taken as literal names
+    ("inject-split", ["split", "--run", INJECT, "--store", "{store}"], NO_RUN),
+    ("inject-flows", ["flows", "--run", INJECT, "--store", "{store}"], NO_RUN),
+    ("inject-hardness", ["hardness", "--run", INJECT, "--store", "{store}"], "1=1"),
+    ("inject-drop", ["drop", "--run", INJECT, "--store", "{store}"], NO_RUN),
+    ("inject-drop-match", ["drop", "--run", "digits-test' DETACH DELETE n //", "--store", "{store}"], NO_RUN),
+    ("inject-regions", ["regions", "--run", INJECT, "--anchors", "0,1,2", "--store", "{store}"], NO_RUN),
+    ("inject-geometry", ["geometry", "--run", INJECT, "--store", "{store}"], NO_RUN),
+    ("inject-export", ["export", "--run", INJECT, "--what", "instances", "--out", "{tmp}/i.csv", "--store", "{store}"],
+     NO_RUN),
+    ("inject-report", ["report", "--run", INJECT, "--out", "{tmp}/r.html", "--store", "{store}"], NO_RUN),
+    ("inject-report-runs", ["report", "--run", "digits-test", "--runs", "' OR 1=1 //*", "--out", "{tmp}/r.html",
+                            "--store", "{store}"], "no run matches"),
+    ("inject-evolution", ["evolution", "--runs", "' OR 1=1 //*", "--store", "{store}"], "no run matches"),
+    ("inject-query-param", ["query", "patterns", "-p", f"run={INJECT}", "--store", "{store}"], NO_RUN),
+    ("inject-query-name", ["query", "runs; MATCH (n) DETACH DELETE n", "--store", "{store}"], "no query named"),
+    ("inject-query-path", ["query", "../README", "--store", "{store}"], "no query named"),
+    ("inject-ingest-run", ["ingest", "{model}", "--split", "test", "--run", INJECT, "--store", "{store}"],
+     "may only hold letters, digits"),
+]
+LOCKED: list[tuple[str, list[str], str]] = [
+    ("locked-split", ["split", "--run", "digits-test", "--store", "{store}"], "locked by another process"),
+    ("locked-drop", ["drop", "--run", "digits-test", "--store", "{store}"], "locked by another process"),
+    ("locked-ingest", ["ingest", "{model}", "--split", "test", "--run", "y", "--store", "{store}"],
+     "locked by another process"),
+]
+
+
+def _read_only_dir(base: Path) -> Path:
+    """A folder no file can be created in: mode 555, or /sys where root ignores modes."""
+    ro = base / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    for folder in (ro, Path("/sys")):
+        try:
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError:
+            return folder
+    pytest.skip("no folder here refuses writes")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bad")
+    store, model = str(base / "apd.lbug"), str(base / "demo.pt")
+    runner = CliRunner()
+    for args in (["demo", "--epochs", "3", "--model", model], ["split", "--run", "digits-test"]):
+        result = runner.invoke(main, [*args, "--store", store, "--json"])
+        assert result.exit_code == 0, result.output
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 64), dtype=np.float32), np.arange(20) % 10
+    bad = {"nan": x.copy(), "inf": x.copy()}
+    bad["nan"][3, 5], bad["inf"][1, 1] = np.nan, np.inf
+    for name, arr in bad.items():
+        np.savez(base / f"{name}.npz", x=arr, y=y)
+    np.savez(base / "empty.npz", x=np.zeros((0, 64), np.float32), y=np.zeros(0, np.int64))
+    (base / "corrupt.bin").write_bytes(b"\x00garbage, not a model or a store\n" * 20)
+    yield {"store": store, "model": model, "ro": str(_read_only_dir(base)), "corrupt": str(base / "corrupt.bin"),
+           "nan": str(base / "nan.npz"), "inf": str(base / "inf.npz"), "empty": str(base / "empty.npz")}
+    (base / "ro").chmod(0o755)
+
+
+def _state(store: str) -> tuple:
+    """Node counts per label and run, the runs' properties, and per-layer errors (which a
+    stray SET on Instance.label would change)."""
+    with open_store(store, read_only=True) as s:
+        return (s.counts().sort_values(["label", "run"], ignore_index=True).to_dict("records"),
+                s.query("runs").to_dict("records"),
+                s.query("layer_summary", run="digits-test").to_dict("records"))
+
+
+def _invoke(world: dict, tmp_path: Path, args: list[str]):
+    fill = {**world, "tmp": str(tmp_path)}
+
+    def filled(arg: str) -> str:
+        for key, value in fill.items():
+            arg = arg.replace("{" + key + "}", value)
+        return arg
+
+    return CliRunner().invoke(main, [filled(a) for a in args])
+
+
+def _one_line_error(result, fragment: str) -> None:
+    err = result.stderr
+    assert "Traceback" not in err and "Traceback" not in result.stdout
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    if result.exit_code == 2:  # Click's usage error: usage lines, then one `Error:` line
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert lines[-1].startswith("Error: ") and fragment in lines[-1], err
+    else:
+        assert result.exit_code == 1, (result.exit_code, err)
+        assert err.startswith("Error: ") and err.count("\n") == 1 and fragment in err, err
+
+
+@pytest.mark.parametrize("args, fragment", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_bad_input(world, tmp_path, args, fragment):
+    before = _state(world["store"])
+    result = _invoke(world, tmp_path, args)
+    _one_line_error(result, fragment)
+    assert _state(world["store"]) == before
+    assert not [p for p in tmp_path.iterdir() if p.suffix in (".tmp", ".csv", ".pt", ".parquet", ".html", ".png")]
+
+
+def test_bad_input_on_a_locked_store(world, tmp_path):
+    before = _state(world["store"])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from toolkit.store import open_store; s = open_store(sys.argv[1]); "
+                               "print('open', flush=True); sys.stdin.read()", world["store"]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        for _, args, fragment in LOCKED:
+            _one_line_error(_invoke(world, tmp_path, args), fragment)
+    finally:
+        holder.stdin.close()
+        holder.wait(60)
+    assert _state(world["store"]) == before

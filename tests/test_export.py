@@ -1,0 +1,132 @@
+"""`apd export`: tables as CSV / Parquet and a whole run as neo4j-admin import files,
+checked against the frames the run was written from (pandas) and the store's counts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.apd_graph import random_apd
+from toolkit.apd.flows import pandas_run_flows
+from toolkit.store import open_store
+from toolkit.store.schema import NODES
+
+RUN = "exp"
+
+
+@pytest.fixture
+def frames(store_path, apd):
+    nodes, rels = random_apd(RUN, n=300, seed=5)
+    other_nodes, other_rels = random_apd("other", n=50, seed=6)  # must not leak into the export
+    with open_store(store_path) as s:
+        s.write(RUN, nodes, rels, replace=list(NODES))
+        s.write("other", other_nodes, other_rels, replace=list(NODES))
+    apd("split", "--run", RUN)
+    apd("flows", "--run", RUN, "--layers", "2,3")
+    return nodes, rels
+
+
+def _admin(folder: Path, name: str) -> pd.DataFrame:
+    """Read one header + data pair as neo4j-admin would: the header file names the columns."""
+    header = (folder / f"{name}.header.csv").read_text().strip().split(",")
+    return pd.read_csv(folder / f"{name}.csv", header=None, names=header, keep_default_na=False, dtype=str)
+
+
+def test_neo4j_admin_files_equal_the_store(frames, apd, store_path, tmp_path):
+    nodes, rels = frames
+    out = tmp_path / "admin"
+    info = apd.json("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(out))
+    with open_store(store_path, read_only=True) as s:
+        counts = s.counts(RUN).to_dict()
+    assert {f["name"]: f["rows"] for f in info["nodes"]} == {k: v for k, v in counts.items() if v}
+    script = (out / "import.sh").read_text()
+    for f in info["nodes"] + info["relationships"]:
+        kind = "nodes" if f in info["nodes"] else "relationships"
+        assert f"--{kind}={f['name']}.header.csv,{f['name']}.csv" in script
+
+    for name, n in counts.items():
+        if not n:
+            continue
+        got = _admin(out, name)
+        spec = NODES[name].props
+        types = {"STRING": "", "INT64": ":long", "DOUBLE": ":double", "BOOLEAN": ":boolean"}
+        assert list(got.columns) == ["uid:ID"] + [f"{p}{types[t]}" for p, t in spec.items() if p != "uid"] + [":LABEL"]
+        assert len(got) == n and got["uid:ID"].is_unique and (got[":LABEL"] == name).all()
+        assert (got["run"] == RUN).all()
+
+    pat = _admin(out, "Pattern").set_index("uid:ID")
+    want = nodes["Pattern"].set_index("uid").sort_index()
+    assert pat.loc[want.index, "support:long"].astype(int).tolist() == want["support"].tolist()
+    inst = _admin(out, "Instance").set_index("uid:ID").loc[nodes["Instance"]["uid"]]
+    assert inst["correct:boolean"].tolist() == np.where(nodes["Instance"]["correct"], "true", "false").tolist()
+
+    for rel in ("ACTIVATES", "NEXT", "PREDICTS"):  # the same graph: edges per layer, counts summed
+        got = _admin(out, rel)
+        assert list(got.columns[:3]) == [":START_ID", ":END_ID", ":TYPE"] and (got[":TYPE"] == rel).all()
+        want = rels[rel]
+        assert len(got) == len(want)
+        assert set(zip(got[":START_ID"], got[":END_ID"])) == set(zip(want["src"], want["dst"]))
+    layer_of = _admin(out, "Pattern").set_index("uid:ID")["layer:long"].astype(int)
+    act = _admin(out, "ACTIVATES")
+    assert act[":END_ID"].map(layer_of).value_counts().sort_index().tolist() == [300, 300, 300]
+    nxt = _admin(out, "NEXT")
+    per_layer = nxt.assign(layer=nxt[":START_ID"].map(layer_of), count=nxt["count:long"].astype(int)).groupby("layer")
+    want_next = rels["NEXT"].assign(layer=rels["NEXT"]["src"].map(nodes["Pattern"].set_index("uid")["layer"]))
+    assert per_layer.size().tolist() == want_next.groupby("layer").size().tolist()
+    assert per_layer["count"].sum().tolist() == [300, 300]
+    assert len(_admin(out, "IN")) == 300 and len(_admin(out, "THROUGH")) == 2 * counts["Flow"]
+    assert set(_admin(out, "SPLIT_INTO").columns) == {":START_ID", ":END_ID", ":TYPE", "gain:double"}
+
+    before = sorted(p.name for p in out.iterdir())
+    apd.json("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(out))  # replaces, never adds
+    assert sorted(p.name for p in out.iterdir()) == before and len(_admin(out, "Instance")) == 300
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_tables_as_csv_and_parquet(frames, apd, store_path, tmp_path):
+    nodes, _ = frames
+    apd.json("export", "--run", RUN, "--what", "instances", "--out", str(tmp_path / "i.csv"))
+    got = pd.read_csv(tmp_path / "i.csv")
+    want = nodes["Instance"]
+    assert got["idx"].tolist() == list(range(300))
+    assert got[["label", "pred", "correct"]].values.tolist() == want[["label", "pred", "correct"]].values.tolist()
+    assert (got["cluster"] >= 0).all()  # written by `apd split`
+
+    info = apd.json("export", "--run", RUN, "--what", "patterns", "--format", "parquet", "--out", str(tmp_path / "p.pq"))
+    pq = pd.read_parquet(tmp_path / "p.pq")
+    assert info["rows"] == len(pq) == len(nodes["Pattern"])
+    merged = pq.merge(nodes["Pattern"], on="uid", suffixes=("", "_want"))
+    assert (merged["support"] == merged["support_want"]).all() and (merged["layer"] == merged["layer_want"]).all()
+
+    apd.json("export", "--run", RUN, "--what", "flows", "--layers", "2,3", "--out", str(tmp_path / "f.csv"))
+    flows = pd.read_csv(tmp_path / "f.csv")
+    with open_store(store_path, read_only=True) as s:
+        want = pandas_run_flows(s, RUN, [2, 3])
+    assert flows["strength"].tolist() == want["strength"].tolist()
+    assert flows["patterns"].tolist() == [" ".join(p) for p in want["patterns"]]
+
+    apd.json("export", "--run", RUN, "--what", "clusters", "--out", str(tmp_path / "c.csv"))
+    clusters = pd.read_csv(tmp_path / "c.csv")
+    with open_store(store_path, read_only=True) as s:
+        assert len(clusters) == s.counts(RUN)["Cluster"]
+    assert clusters.loc[clusters["level"] == clusters["level"].max(), "size"].tolist() == [300]
+
+
+def test_clusters_need_split(apd, store_path, tmp_path):
+    nodes, rels = random_apd("raw", n=40, seed=1)
+    with open_store(store_path) as s:
+        s.write("raw", nodes, rels, replace=list(NODES))
+    result = apd("export", "--run", "raw", "--what", "clusters", "--out", str(tmp_path / "c.csv"), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: run 'raw' has no clusters: run `apd split --run raw` first\n"
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_admin_refuses_a_folder_it_did_not_write(frames, apd, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = apd("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(tmp_path / "mine"), ok=False)
+    assert result.exit_code == 1 and "must be a new or empty folder" in result.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

@@ -1,0 +1,39 @@
+"""Output paths checked before any work: a mistake in `--out` should cost nothing, not a
+finished training run or ingest followed by a traceback."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from toolkit.errors import ApdError
+
+
+def writable_path(path: str | os.PathLike, option: str) -> Path:
+    """`path` as a Path if a file can be written there (its folders may not exist yet);
+    otherwise an ApdError naming `option`. Probes by creating, then removing, a temp file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ApdError(f"{option} {p} is a directory: give a file path, e.g. {p / 'name'}")
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ApdError(f"{option} {p}: {folder} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".apd-probe-"):
+            pass
+    except OSError as exc:
+        raise ApdError(f"{option} {p}: cannot write in {folder} ({exc.strerror or exc})") from None
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ApdError(f"{option} {p} exists and is not writable")
+    return p
+
+
+def writable_dir(path: str | os.PathLike, option: str) -> Path:
+    """`path` as a Path if files can be written inside it (created if missing)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ApdError(f"{option} {p} is a file, not a directory")
+    writable_path(p / "probe", option)
+    return p
