@@ -14,6 +14,7 @@ PARAMS: dict[str, dict] = {
     "blanket_instances": {"run": RUN, "label": 3, "coverage": 0.8},
     "blankets": {"run": RUN},
     "cluster_sizes": {"run": RUN},
+    "epochs": {"run": RUN},
     "flows": {"run": RUN, "layers": [2, 3], "l1": 2, "l2": 3, "l3": 3, "l4": 3, "l5": 3, "l6": 3, "min_strength": 1,
               "label": -1},
     "instance_hardness": {"run": RUN},
