@@ -2,8 +2,11 @@
 
 Names: `digits` (scikit-learn's bundled 8x8 digits), `mnist` and `fashion-mnist` (IDX files
 under `<data_dir>/<name>/`, else the npz that `apd data fetch` caches), `npz:PATH` (arrays
-`x`, `y`). A split is `train`, `test` or `all`; which rows form it is recorded in
-`Dataset.meta` so a training run and a later ingest agree on instance indices.
+`x`, `y`, split by us; or `x_train`, `y_train`, `x_test`, `y_test`, whose split is kept).
+A split is `train`, `test` or `all`; which rows form it is recorded in `Dataset.meta` so a
+training run and a later ingest agree on instance indices, and `Dataset.rows` holds each
+instance's row in the source (for a source with its own split: train rows first, then
+test rows numbered on after them), stored as `Instance.row`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ SPLIT_SEED = 0
 # Share of each class held out for `test` where the source has no split of its own.
 TEST_FRACTION = {"digits": 0.25, "mnist": 0.2, "fashion-mnist": 1 / 7, "npz": 0.2}
 FETCHABLE = ("mnist", "fashion-mnist")
+NPZ_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")  # an npz with its own split
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -36,6 +40,7 @@ class Dataset:
     x: np.ndarray
     y: np.ndarray
     meta: dict = field(default_factory=dict)
+    rows: np.ndarray | None = None  # source row of each instance (None: the split is the source)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -77,7 +82,8 @@ def _load_fetchable(name: str, split: str, root: Path) -> Dataset:
         xs, ys = zip(*(_read_idx_pair(idx_dir, p) for p in parts))
         x, y = np.concatenate(xs), np.concatenate(ys)
         meta = {"source": str(idx_dir), "split_rule": "idx files (original split)"}
-        return _finish(name, split, _unit(x.reshape(len(x), -1)), y, meta)
+        n_train = len(ys[0]) if parts[0] == "train" else len(read_idx(_idx_path(idx_dir, _IDX_FILES["train"][1])))
+        return _finish(name, split, _unit(x.reshape(len(x), -1)), y, meta, _own_split_rows(split, n_train, len(y)))
     cache = root / f"{name}.npz"
     if not cache.is_file():
         raise ApdError(f"no {name} data in {root}: run `apd data fetch {name}` or put IDX files in {idx_dir}")
@@ -92,18 +98,50 @@ def _load_npz(name: str, split: str) -> Dataset:
         raise ApdError(f"no npz file at {path}")
     try:
         with np.load(path, allow_pickle=False) as f:
+            own = [k for k in NPZ_SPLIT_KEYS if k in f.files]
+            if own:
+                return _npz_own_split(path, split, f, own)
             if "x" not in f or "y" not in f:
-                raise ApdError(f"{path} must hold arrays 'x' and 'y' (has {', '.join(f.files) or 'none'})")
+                raise ApdError(f"{path} must hold arrays 'x' and 'y', or x_train, y_train, x_test, y_test "
+                               f"(has {', '.join(f.files) or 'none'})")
             x, y = f["x"], f["y"]
     except (ValueError, OSError) as exc:
         raise ApdError(f"cannot read {path} as npz: {exc}") from None
+    _check_npz(path, x, y)
+    return _split(f"npz:{path.resolve()}", split, _unit(x), y, TEST_FRACTION["npz"], source=str(path.resolve()))
+
+
+def _npz_own_split(path: Path, split: str, f, present: list[str]) -> Dataset:
+    """An npz with its own split: x_train/y_train and x_test/y_test are kept as they are."""
+    missing = [k for k in NPZ_SPLIT_KEYS if k not in present]
+    if missing:
+        raise ApdError(f"{path} holds {', '.join(present)} but lacks {', '.join(missing)}")
+    x_tr, y_tr, x_te, y_te = (f[k] for k in NPZ_SPLIT_KEYS)
+    _check_npz(path, x_tr, y_tr)
+    _check_npz(path, x_te, y_te)
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise ApdError(f"{path}: x_train rows are {list(x_tr.shape[1:])} but x_test rows are {list(x_te.shape[1:])}")
+    parts = {"train": [(x_tr, y_tr)], "test": [(x_te, y_te)], "all": [(x_tr, y_tr), (x_te, y_te)]}[split]
+    x = np.concatenate([p[0] for p in parts]).reshape(-1, int(np.prod(x_tr.shape[1:])))
+    y = np.concatenate([p[1] for p in parts])
+    name = f"npz:{path.resolve()}"
+    _check_finite(name, x)
+    meta = {"source": str(path.resolve()), "split_rule": "npz arrays (its own split)"}
+    return _finish(name, split, _unit(x), y, meta, _own_split_rows(split, len(y_tr), len(y)))
+
+
+def _own_split_rows(split: str, n_train: int, n: int) -> np.ndarray:
+    """Source rows of a split taken from a source with its own split: train first, then test."""
+    return np.arange(n) + (n_train if split == "test" else 0)
+
+
+def _check_npz(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
         raise ApdError(f"{path}: x must be [n, ...] and y [n] (got x{list(x.shape)}, y{list(y.shape)})")
     if len(x) == 0 or x[0].size == 0:
         raise ApdError(f"{path} holds no data (x{list(x.shape)}): it needs at least one row of features")
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise ApdError(f"{path}: y must hold non-negative integer class labels")
-    return _split(f"npz:{path.resolve()}", split, _unit(x), y, TEST_FRACTION["npz"], source=str(path.resolve()))
 
 
 def _split(name: str, split: str, x: np.ndarray, y: np.ndarray, test_fraction: float, **meta) -> Dataset:
@@ -119,12 +157,12 @@ def _split(name: str, split: str, x: np.ndarray, y: np.ndarray, test_fraction: f
         test[rng.permutation(members)[:take]] = True
     rows = {"train": ~test, "test": test, "all": np.ones_like(test)}[split]
     meta.update(split_rule="stratified", split_seed=SPLIT_SEED, test_fraction=test_fraction)
-    return _finish(name, split, x[rows], y[rows], meta)
+    return _finish(name, split, x[rows], y[rows], meta, np.flatnonzero(rows))
 
 
-def _finish(name: str, split: str, x: np.ndarray, y: np.ndarray, meta: dict) -> Dataset:
+def _finish(name: str, split: str, x: np.ndarray, y: np.ndarray, meta: dict, rows: np.ndarray | None = None) -> Dataset:
     x = np.ascontiguousarray(x, dtype=np.float32)
-    return Dataset(name, split, x, np.asarray(y, dtype=np.int64), meta)
+    return Dataset(name, split, x, np.asarray(y, dtype=np.int64), meta, rows)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -28,14 +28,18 @@ def demo(
     epochs: int = 30,
     seed: int = 0,
     progress: bool = True,
+    wait: float = 0.0,
 ) -> dict:
-    """Train, ingest both splits, and summarise; returns the summary dict that the CLI prints."""
+    """Train, ingest both splits, and summarise; returns the summary dict that the CLI prints.
+
+    The store is opened (and locked) first, so a busy store fails before training.
+    """
     model = Path(model) if model else demo_model_path(store)
     if "://" not in store_location(store):
         writable_path(store_location(store), "--store")
     writable_path(model, "--model")
-    trained = train("digits", [32, 32, 32], epochs=epochs, out=model, seed=seed, progress=progress)
-    with open_store(store) as s:
+    with open_store(store, wait=wait) as s:
+        trained = train("digits", [32, 32, 32], epochs=epochs, out=model, seed=seed, progress=progress)
         runs = []
         for run, split in zip(RUNS, ("train", "test")):
             done = ingest(model, "digits", split, run=run, store=s, device="cpu")

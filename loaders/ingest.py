@@ -46,11 +46,19 @@ def ingest(
     factory: str | None = None,
     data_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    wait: float = 0.0,
 ) -> dict:
-    """Record `model_path` over `dataset`/`split` and write run `run`; returns a summary dict."""
+    """Record `model_path` over `dataset`/`split` and write run `run`; returns a summary dict.
+
+    A store given by location is opened (and locked, waiting up to `wait` seconds for another
+    writer) before the model is loaded, so a second writer fails before doing any work.
+    """
     run = run or f"{Path(model_path).stem}-{split}"
     if not _RUN_NAME.fullmatch(run):
         raise ApdError(f"run name {run!r} may only hold letters, digits and . _ @ + -")
+    if not isinstance(store, Store):
+        with open_store(store, wait=wait) as s:
+            return ingest(model_path, dataset, split, run, s, device, batch_size, factory, data_dir, progress)
     loaded = load(model_path, factory)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, split, data_dir)
     arch = loaded.arch
@@ -62,7 +70,7 @@ def ingest(
         kinds = "/".join(dict.fromkeys(layer.kind for layer in rec.layers))
         arch = f"{'-'.join(map(str, dims))} {kinds}"
     forgetting, never, source = _forgetting(loaded.record, ds)
-    frames = build_frames(run, rec, ds.y, forgetting, never)
+    frames = build_frames(run, rec, ds.y, forgetting, never, ds.rows, instances=len(ds) <= CHUNK_INSTANCES)
     correct = rec.pred == ds.y
     run_node = {
         "uid": run,
@@ -93,26 +101,26 @@ def ingest(
         "labels": len(frames["nodes"]["Label"]),
         "next_edges": len(frames["rels"]["NEXT"]),
         "predicts_edges": len(frames["rels"]["PREDICTS"]),
-        "activates_edges": len(frames["rels"]["ACTIVATES"]),
+        "activates_edges": len(ds) * len(rec.layers),
     }
 
 
 def build_frames(
-    run: str, rec: Recording, y: np.ndarray, forgetting: np.ndarray, never_learned: np.ndarray
-) -> dict[str, dict[str, pd.DataFrame]]:
-    """Every node and edge frame of a run except Run, vectorised over instances and patterns."""
+    run: str, rec: Recording, y: np.ndarray, forgetting: np.ndarray, never_learned: np.ndarray,
+    rows: np.ndarray | None = None, instances: bool = True,
+) -> dict:
+    """Every node and edge frame of a run except Run, vectorised over instances and patterns.
+
+    `rows` are the instances' rows in the user's source (Instance.row); default their index.
+    With `instances=False` the Instance nodes and ACTIVATES edges are not built here: the
+    result's "instances" entry is `(n, fn)`, `fn(start, stop)` building them chunk by chunk,
+    so a large run's write never holds a frame of every instance.
+    """
     n, L = rec.ids.shape
     if len(y) != n:
         raise ApdError(f"{len(y)} labels for {n} recorded instances")
     wrong = rec.pred != y
-    idx = np.arange(n)
-    inst_uid = _join(f"{run}:i:", idx)
-    nodes: dict[str, pd.DataFrame] = {
-        "Instance": pd.DataFrame({
-            "uid": inst_uid, "run": run, "idx": idx, "label": y, "pred": rec.pred, "correct": ~wrong,
-            "forgetting": forgetting, "never_learned": never_learned, "cluster": -1,
-        })
-    }
+    nodes: dict[str, pd.DataFrame] = {}
     pattern_frames, pattern_uids = [], []
     for i, layer in enumerate(rec.layers):
         keys = layer.keys()
@@ -128,11 +136,6 @@ def build_frames(
     label_uid = _join(f"{run}:y:", labels)
     nodes["Label"] = pd.DataFrame({"uid": label_uid, "run": run, "value": labels})
 
-    activates = pd.DataFrame({
-        "src": np.tile(inst_uid, L),
-        "dst": np.concatenate([pattern_uids[i][rec.ids[:, i]] for i in range(L)]),
-        "layer": np.repeat(np.arange(1, L + 1), n),
-    })
     nxt = [
         _pair_counts(rec.ids[:, i], rec.ids[:, i + 1], rec.layers[i + 1].patterns, wrong, pattern_uids[i], pattern_uids[i + 1])
         for i in range(L - 1)
@@ -140,34 +143,59 @@ def build_frames(
     next_frame = pd.concat(nxt, ignore_index=True) if nxt else pd.DataFrame(columns=["src", "dst", "count", "errors"])
     label_pos = np.searchsorted(labels, rec.pred)
     predicts = _pair_counts(rec.ids[:, L - 1], label_pos, len(labels), wrong, pattern_uids[L - 1], label_uid)
-    return {"nodes": nodes, "rels": {"ACTIVATES": activates, "NEXT": next_frame, "PREDICTS": predicts}}
+    frames: dict = {"nodes": nodes, "rels": {"NEXT": next_frame, "PREDICTS": predicts}}
+
+    def chunk(start: int, stop: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Instance nodes start..stop and their ACTIVATES edges, layer-major."""
+        idx = np.arange(start, stop)
+        inst_uid = _join(f"{run}:i:", idx)
+        inst = pd.DataFrame({
+            "uid": inst_uid, "run": run, "idx": idx, "row": idx if rows is None else rows[start:stop],
+            "label": y[start:stop], "pred": rec.pred[start:stop], "correct": ~wrong[start:stop],
+            "forgetting": forgetting[start:stop], "never_learned": never_learned[start:stop], "cluster": -1,
+        })
+        activates = pd.DataFrame({
+            "src": np.tile(inst_uid, L),
+            "dst": np.concatenate([pattern_uids[i][rec.ids[start:stop, i]] for i in range(L)]),
+            "layer": np.repeat(np.arange(1, L + 1), stop - start),
+        })
+        return inst, activates
+
+    if instances:
+        nodes["Instance"], frames["rels"]["ACTIVATES"] = chunk(0, n)
+    else:
+        frames["instances"] = (n, chunk)
+    return frames
 
 
-def write_frames(store: Store, run: str, frames: dict[str, dict[str, pd.DataFrame]]) -> None:
-    """Replace the run with these frames: one transaction, or chunked with drop-on-failure."""
+def write_frames(store: Store, run: str, frames: dict) -> None:
+    """Replace the run with these frames (from `build_frames`): one transaction, or chunk by
+    chunk inside one batch, so a failure or a kill midway rolls the run back
+    (toolkit/store/pending.py)."""
     nodes, rels = frames["nodes"], frames["rels"]
-    instances, activates = nodes["Instance"], rels["ACTIVATES"]
-    n = len(instances)
-    if n <= CHUNK_INSTANCES:
-        store.write(run, nodes=nodes, rels=rels, replace=_RUN_TABLES)
-        return
-    # ACTIVATES is layer-major: instance i's edge of layer l is row l * n + i.
-    layers = len(activates) // n
+    if "instances" in frames:
+        n, chunk = frames["instances"]
+    else:
+        instances, activates = nodes["Instance"], rels["ACTIVATES"]
+        n = len(instances)
+        # ACTIVATES is layer-major: instance i's edge of layer l is row l * n + i.
+        layers = len(activates) // n if n else 0
+
+        def chunk(start: int, stop: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+            rows = (np.arange(layers)[:, None] * n + np.arange(start, stop)).ravel()
+            return instances.iloc[start:stop], activates.iloc[rows]
+
+        if n <= CHUNK_INSTANCES:
+            with store.batch(run, _RUN_TABLES, op="ingest"):
+                store.write(run, nodes=nodes, rels=rels, replace=_RUN_TABLES)
+            return
     graph_nodes = {k: v for k, v in nodes.items() if k != "Instance"}
     graph_rels = {k: v for k, v in rels.items() if k != "ACTIVATES"}
-    try:
+    with store.batch(run, _RUN_TABLES, op="ingest"):
         store.write(run, nodes=graph_nodes, rels=graph_rels, replace=_RUN_TABLES)
         for start in range(0, n, CHUNK_INSTANCES):
-            stop = min(n, start + CHUNK_INSTANCES)
-            rows = (np.arange(layers)[:, None] * n + np.arange(start, stop)).ravel()
-            store.write(
-                run,
-                nodes={"Instance": instances.iloc[start:stop]},
-                rels={"ACTIVATES": activates.iloc[rows]},
-            )
-    except BaseException:
-        store.drop_run(run)
-        raise
+            inst_part, act_part = chunk(start, min(n, start + CHUNK_INSTANCES))
+            store.write(run, nodes={"Instance": inst_part}, rels={"ACTIVATES": act_part})
 
 
 def summary(store: Store, run: str) -> dict:

@@ -14,7 +14,7 @@ from loaders import ingest as ingest_mod
 from loaders.datasets import load_dataset
 from loaders.ingest import ingest, summary
 from loaders.models import load_model
-from loaders.record import decode_bits
+from loaders.record import decode_bits, record
 from loaders.train import train
 from toolkit.errors import ApdError
 from toolkit.store import open_store
@@ -145,6 +145,13 @@ def test_chunked_write_matches_and_failure_leaves_nothing(files, store, monkeypa
     assert store.counts("chunked").equals(store.counts("whole"))
     assert summary(store, "chunked") == {**summary(store, "whole"), "run": "chunked"}
     _check_counts(store, "chunked", 450, 3)
+    ds = load_dataset("digits", "test")  # whole frames given to the chunked write (as bench/ does)
+    rec = record(load_model(files / "digits.pt"), ds.x, device="cpu")
+    n = len(ds)
+    ingest_mod.write_frames(store, "framed", ingest_mod.build_frames(
+        "framed", rec, ds.y, np.zeros(n, np.int64), np.zeros(n, bool), ds.rows))
+    assert store.counts("framed").equals(store.counts("whole").drop("Run"))
+    assert summary(store, "framed") == {**summary(store, "whole"), "run": "framed"}
 
     real_write, calls = store.write, []
 

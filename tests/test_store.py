@@ -19,7 +19,8 @@ def write_run(store, run, **kw):
     return nodes, rels
 
 
-def test_new_store_lists_no_runs(apd):
+def test_new_store_lists_no_runs(apd, store_path):
+    open_store(store_path).close()
     assert apd.json("runs") == []
 
 
@@ -86,14 +87,16 @@ def test_query_command_with_parameters(apd, store_path):
     assert missing.exit_code == 1 and "needs parameters run" in missing.stderr
 
 
-def test_failed_write_leaves_previous_results(store):
+def test_failed_write_leaves_no_partial_run(store):
     write_run(store, "a", seed=1)
-    before = store.counts("a").to_dict()
+    write_run(store, "b", seed=2)
+    other = store.counts("b").to_dict()
     nodes, rels = random_apd("a", seed=9)
     rels["ACTIVATES"] = pd.concat([rels["ACTIVATES"], rels["ACTIVATES"].head(1).assign(dst="a:p:9:missing")])
-    with pytest.raises(StoreError, match="nothing written"):
+    with pytest.raises(StoreError, match="^write failed: .*; run a was rolled back and is absent"):
         store.write("a", nodes, rels, replace=list(NODES))
-    assert store.counts("a").to_dict() == before
+    assert len(store.counts("a")) == 0 and store.counts("b").to_dict() == other
+    assert store.query("pending_writes").empty
 
 
 def test_frames_are_typed_against_the_schema():
@@ -109,7 +112,10 @@ def test_frames_are_typed_against_the_schema():
 def test_every_ladybug_variant_runs(store):
     """cypher/ladybug/ files cannot pass Neo4j's linter (COPY, LOAD FROM): they run here instead."""
     assert set(queries.files("ladybug")) == {"ladybug/schema", "ladybug/copy_nodes", "ladybug/copy_rels",
-                                             "ladybug/update_nodes"}
+                                             "ladybug/update_nodes", "ladybug/tables", "ladybug/instance_columns",
+                                             "ladybug/instance_add_row"}
+    assert {"Run", "Instance", "ACTIVATES", "PendingWrite"} <= set(store.query("ladybug/tables")["name"])
+    assert store.query("ladybug/instance_columns")["name"].tolist()[:4] == ["uid", "run", "idx", "row"]
     write_run(store, "a", seed=5)
     store.update("Instance", pd.DataFrame({"uid": ["a:i:0", "a:i:1"], "cluster": [7, 8]}))
     got = store.read("MATCH (i:Instance) WHERE i.run = 'a' AND i.cluster > 0 RETURN i.idx AS idx, i.cluster AS c ORDER BY idx")
@@ -141,7 +147,7 @@ def test_locked_store(store_path, tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "ok"
-        proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "runs", "--store", store_path],
+        proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "drop", "--run", "x", "--store", store_path],
                               capture_output=True, text=True)
         assert proc.returncode == 1
         assert proc.stderr.strip().startswith(f"Error: store {store_path} is locked by another process (PID ")

@@ -10,7 +10,7 @@ import click
 import pandas as pd
 
 from toolkit.errors import ApdError, no_such_run
-from toolkit.store import open_store, queries
+from toolkit.store import open_store, outcome, queries
 
 
 class _Group(click.Group):
@@ -25,12 +25,17 @@ class _Group(click.Group):
         except queries.UnknownQuery as exc:
             click.echo(f"Error: no query named {exc.args[0]!r}; `apd query --list` shows them", err=True)
             sys.exit(1)
+        except (KeyboardInterrupt, outcome.Terminated) as exc:
+            click.echo(outcome.line(), err=True)
+            sys.exit(outcome.EXIT_CODES[type(exc)])
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="apd-toolkit")
 def main() -> None:
     """Activation Pattern DAGs of piecewise-linear networks, in a graph database."""
+    outcome.reset()
+    outcome.install_sigterm()
 
 
 def store_option(f: Callable) -> Callable:
@@ -40,6 +45,14 @@ def store_option(f: Callable) -> Callable:
         default=None,
         metavar="PATH|URI",
         help="LadybugDB file (default ./apd.lbug) or neo4j:// / bolt:// URI. Env: APD_STORE.",
+    )(f)
+
+
+def wait_option(f: Callable) -> Callable:
+    """`--wait SECONDS` for every command that writes the store: how long to wait for another writer."""
+    return click.option(
+        "--wait", "wait", default=0.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+        help="Wait up to SECONDS for another process's lock on the store (default: fail at once).",
     )(f)
 
 
@@ -120,7 +133,7 @@ def runs(store: str | None, as_json: bool) -> None:
 
     Example: apd runs --json
     """
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         table = s.runs()
     compact = ["run", "model", "dataset", "split", "instances", "accuracy", "layers"]
 
@@ -163,7 +176,7 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
     if unknown:
         takes = ", ".join(wanted) or "none"
         raise ApdError(f"query {name!r} has no parameter {', '.join(unknown)} (its parameters: {takes})")
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         asked = [given["run"]] if "run" in given else []
         asked += given["runs"] if isinstance(given.get("runs"), list) else []
         known = set(s.query("runs")["run"])
@@ -190,13 +203,14 @@ def cypher(text: str, params: tuple[str, ...], store: str | None, as_json: bool)
 @main.command()
 @click.option("--run", "run", required=True, help="Run name.")
 @store_option
+@wait_option
 @json_option
-def drop(run: str, store: str | None, as_json: bool) -> None:
+def drop(run: str, store: str | None, wait: float, as_json: bool) -> None:
     """Remove one run's nodes and relationships.
 
     Example: apd drop --run digits-test
     """
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         removed = s.drop_run(run)
     if not removed:
         raise no_such_run(run)
@@ -298,16 +312,18 @@ def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snaps
 @click.option("--factory", default=None, metavar="PKG.MODULE:FN", help="Build the model with FN(); MODEL is its state dict.")
 @_data_dir_option
 @store_option
+@wait_option
 @json_option
 def ingest_cmd(model: str, dataset: str, split: str, run: str, device: str, batch_size: int, factory: str | None,
-               data_dir: str | None, store: str | None, as_json: bool) -> None:
+               data_dir: str | None, store: str | None, wait: float, as_json: bool) -> None:
     """Record MODEL's activation patterns over a split and write the run's APD.
 
     Example: apd ingest digits.pt --dataset digits --split test --run digits-test
     """
     from loaders.ingest import ingest
 
-    info = ingest(model, dataset, split, run, store, device, batch_size, factory, data_dir, progress=not as_json)
+    info = ingest(model, dataset, split, run, store, device, batch_size, factory, data_dir, progress=not as_json,
+                  wait=wait)
     emit(info, as_json, lambda: click.echo(
         f"{run}: {info['instances']} instances of {info['dataset']}/{info['split']}, accuracy {info['accuracy']:.3f}; "
         f"patterns per layer {' / '.join(str(p['patterns']) for p in info['patterns'])}; "
@@ -320,15 +336,16 @@ def ingest_cmd(model: str, dataset: str, split: str, run: str, device: str, batc
 @click.option("--epochs", default=30, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @store_option
+@wait_option
 @json_option
-def demo_cmd(model: str | None, epochs: int, seed: int, store: str | None, as_json: bool) -> None:
+def demo_cmd(model: str | None, epochs: int, seed: int, store: str | None, wait: float, as_json: bool) -> None:
     """Train a small MLP on digits, ingest train and test, print the APD summary.
 
     Example: apd demo
     """
     from loaders.demo import demo
 
-    info = demo(store, model, epochs, seed, progress=not as_json)
+    info = demo(store, model, epochs, seed, progress=not as_json, wait=wait)
 
     def human() -> None:
         click.echo(f"trained {info['arch']} on digits for {info['epochs']} epochs: "
@@ -352,15 +369,16 @@ def demo_cmd(model: str | None, epochs: int, seed: int, store: str | None, as_js
 @click.option("--target", type=click.Choice(["pred", "label"]), default="pred", show_default=True,
               help="Label whose entropy drives the gain: predicted (the papers') or true.")
 @store_option
+@wait_option
 @json_option
-def split(run: str, target: str, store: str | None, as_json: bool) -> None:
+def split(run: str, target: str, store: str | None, wait: float, as_json: bool) -> None:
     """Backward splitting -> Cluster nodes, IN / SPLIT_INTO edges, Instance.cluster.
 
     Example: apd split --run digits-test
     """
     from toolkit.apd.clusters import split_run
 
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         out = split_run(s, run, target)
     data = {"run": run, "target": target, **out.history, "levels": records(out.levels)}
 
@@ -383,16 +401,17 @@ def split(run: str, target: str, store: str | None, as_json: bool) -> None:
               help="Flows to print (0: only the summary line; all with --json).")
 @click.option("--label", default=None, type=int, help="Only instances of this true label (printed, not written).")
 @store_option
+@wait_option
 @json_option
 def flows(run: str, layers: str | None, min_strength: int, top: int, label: int | None, store: str | None,
-          as_json: bool) -> None:
+          wait: float, as_json: bool) -> None:
     """Flows over a set of layers -> Flow nodes and THROUGH edges (replacing the run's flows).
 
     Example: apd flows --run digits-test --layers 2,3 --min-strength 5
     """
     from toolkit.apd.flows import run_flows
 
-    with open_store(store, read_only=label is not None) as s:
+    with open_store(store, read_only=label is not None, create=False, wait=wait) as s:
         chosen, table = run_flows(s, run, layers, min_strength, label)
 
     def human() -> None:
@@ -420,7 +439,7 @@ def hardness(run: str, store: str | None, as_json: bool) -> None:
     """
     from toolkit.apd.hardness import hardness as tables
 
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         out = tables(s, run)
     data = {"run": run, **out.summary, "by_size": records(out.by_size), "stability": records(out.stability)}
 
@@ -449,7 +468,7 @@ def evolution(runs: str | None, run: str | None, store: str | None, as_json: boo
 
     if (runs is None) == (run is None):
         raise ApdError("give exactly one of --runs GLOB (snapshot runs) and --run NAME (per-epoch counts)")
-    with open_store(store) as s:
+    with open_store(store, read_only=True) as s:
         emit(table(s, runs) if runs is not None else epoch_table(s, run), as_json)
 
 
@@ -476,7 +495,7 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
     from toolkit.regions.runs import plane_regions
 
     idx = numbers(anchors, "--anchors", count=3)
-    with open_store(store, read_only=not save) as s:
+    with open_store(store, read_only=not save, create=False) as s:
         out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir, save)
     emit(out, as_json, lambda: click.echo(
         f"{run}: plane through instances {out['anchors']} (labels {out['anchor_labels']}): "
@@ -493,9 +512,10 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
 @click.option("--segment", default=None, metavar="I,J", help="Only count the regions crossed between two instances.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option
+@wait_option
 @json_option
 def geometry(run: str, device: str, with_inradius: bool, segment: str | None, data_dir: str | None,
-             store: str | None, as_json: bool) -> None:
+             store: str | None, wait: float, as_json: bool) -> None:
     """Distance from every instance to its region's boundary, and the region's inradius,
     written to Instance.boundary_dist / Instance.inradius.
 
@@ -512,7 +532,7 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
         emit(out, as_json, lambda: click.echo(
             f"{run}: {out['regions']} regions between instances {ends[0]} and {ends[1]} (length {out['length']:.4g})"))
         return
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         table = run_geometry(s, run, device, with_inradius, data_dir, progress=not as_json)
 
     def human() -> None:
@@ -638,10 +658,11 @@ def _classes(text: str) -> list[int] | None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
 @store_option
+@wait_option
 @json_option
 def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_from: str | None, classes: str,
             greedy: str, seed: int, scale: float, device: str, data_dir: str | None, store: str | None,
-            as_json: bool) -> None:
+            wait: float, as_json: bool) -> None:
     """Maximal patterns per class, their minimal blankets on planes and the specialization
     s = 1 - blanket area / box area, stored as Blanket, Neuron and Plane nodes (a re-run replaces them).
 
@@ -651,7 +672,7 @@ def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_fr
 
     if anchors is not None and planes_from is not None:
         raise ApdError("give --anchors or --planes-from, not both")
-    with open_store(store) as s:
+    with open_store(store, create=False, wait=wait) as s:
         out = run_mbh(s, run, numbers(coverage, "--coverage", float), planes,
                       numbers(anchors, "--anchors", count=3), planes_from, _classes(classes), greedy, seed,
                       device, scale, data_dir, progress=not as_json)
@@ -680,9 +701,11 @@ def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_fr
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache.")
 @store_option
+@wait_option
 @json_option
 def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned: bool, dataset: str, out_dir: str,
-                  seed: int, device: str, data_dir: str | None, store: str | None, as_json: bool) -> None:
+                  seed: int, device: str, data_dir: str | None, store: str | None, wait: float,
+                  as_json: bool) -> None:
     """The thesis' experiment shape: train (3n, n) MLPs, ingest their test split, s at one
     coverage over the same planes for every net; prints s and accuracy per net.
 
@@ -690,7 +713,7 @@ def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned:
     """
     from toolkit.mbh.sweep import sweep
 
-    with open_store(store) as s:
+    with open_store(store, wait=wait) as s:
         table = sweep(s, numbers(sizes, "--sizes"), epochs, planes, coverage, pruned, dataset, out_dir, seed,
                       device, data_dir, progress=not as_json)
     emit(table, as_json)
@@ -734,6 +757,78 @@ def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | Non
     with open_store(store, read_only=True) as s:
         info = export_table(s, run, what, fmt, out, layers, min_strength)
     emit(info, as_json, lambda: click.echo(f"{run}: {info['rows']} {what} -> {info['path']}"))
+
+
+# --- store maintenance (info, check, compact) ------------------------------------
+
+
+@main.group("store")
+def store_group() -> None:
+    """Store maintenance: what a LadybugDB store holds, whether its runs are whole, compaction."""
+
+
+@store_group.command("info")
+@store_option
+@json_option
+def store_info(store: str | None, as_json: bool) -> None:
+    """Path, bytes per file, runs with node counts, and writes that never finished.
+
+    Example: apd store info
+    """
+    from toolkit.store import store_location
+    from toolkit.store.maintenance import info
+
+    out = info(store_location(store))
+    data = {**out, "runs": records(out["runs"]), "pending": records(out["pending"])}
+
+    def human() -> None:
+        click.echo(f"{out['path']}: {out['bytes']} bytes")
+        for name, size in out["files"].items():
+            click.echo(f"  {name}: {size} bytes")
+        click.echo(out["runs"].to_string(index=False) if len(out["runs"]) else "(no runs)")
+        for w in out["pending"].itertuples():
+            click.echo(f"unfinished write: run {w.run} ({w.op}, started {w.started})")
+
+    emit(data, as_json, human)
+
+
+@store_group.command("check")
+@store_option
+@wait_option
+@json_option
+def store_check(store: str | None, wait: float, as_json: bool) -> None:
+    """Recover the store if needed, then check every run's counts; exit 1 on any problem.
+
+    Example: apd store check
+    """
+    from toolkit.store import store_location
+    from toolkit.store.maintenance import check
+
+    out = check(store_location(store), wait)
+    emit(out, as_json, lambda: click.echo(
+        f"{out['path']}: {out['runs']} runs, " + (f"{len(out['problems'])} problems" if out["problems"] else "all whole")))
+    for line in out["problems"]:
+        click.echo(f"problem: {line}", err=True)
+    if out["problems"]:
+        sys.exit(1)
+
+
+@store_group.command("compact")
+@click.option("--out", default=None, metavar="PATH", help="Write the compacted copy here instead of swapping it in.")
+@store_option
+@wait_option
+@json_option
+def store_compact(out: str | None, store: str | None, wait: float, as_json: bool) -> None:
+    """Rewrite the live runs into a fresh file, verify counts, swap it in atomically.
+
+    Example: apd store compact
+    """
+    from toolkit.store import store_location
+    from toolkit.store.maintenance import compact
+
+    res = compact(store_location(store), out, wait)
+    emit(res, as_json, lambda: click.echo(
+        f"{res['path']}: {res['runs']} runs, {res['bytes_before']} -> {res['bytes_after']} bytes"))
 
 
 if __name__ == "__main__":

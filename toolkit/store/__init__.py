@@ -14,8 +14,13 @@ def store_location(location: str | None = None) -> str:
     return location or os.environ.get("APD_STORE") or DEFAULT_STORE
 
 
-def open_store(location: str | None = None, read_only: bool = False) -> Store:
-    """Open the store at a file path (LadybugDB) or a neo4j:// / bolt:// URI (Neo4j)."""
+def open_store(location: str | None = None, read_only: bool = False, create: bool = True, wait: float = 0.0) -> Store:
+    """Open the store at a file path (LadybugDB) or a neo4j:// / bolt:// URI (Neo4j).
+
+    Readers: `read_only=True` (never creates a file; a missing one is `no store at PATH`).
+    Writers that need an existing store: `create=False`; `wait` is how long a writer waits
+    for another one's lock (LadybugDB; Neo4j serialises writers itself).
+    """
     where = store_location(location)
     if where.startswith(_NEO4J_SCHEMES):
         from toolkit.store.neo4j import Neo4jStore
@@ -25,7 +30,7 @@ def open_store(location: str | None = None, read_only: bool = False) -> Store:
         raise StoreError(f"unsupported store URI {where}: use a file path, neo4j:// or bolt://")
     from toolkit.store.ladybug import LadybugStore
 
-    return LadybugStore(where, read_only=read_only)
+    return LadybugStore(where, read_only=read_only, create=create, wait=wait)
 
 
 __all__ = ["Store", "StoreError", "open_store", "store_location", "DEFAULT_STORE"]

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Iterable, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping
 
 import pandas as pd
 
 from toolkit.errors import ApdError
-from toolkit.store import queries
+from toolkit.store import outcome, pending, queries
 from toolkit.store.schema import NODES, typed_nodes, typed_rels
 
 
@@ -41,6 +42,7 @@ class Store(ABC):
 
     backend: str
     location: str
+    _batch: dict | None = None  # the open batch's marker uid, see `batch`
 
     # -- backend primitives -------------------------------------------------
     @abstractmethod
@@ -84,9 +86,13 @@ class Store(ABC):
         """Replace `run`'s nodes of the `replace` labels, bulk-create `nodes` and `rels`,
         then set properties on existing nodes from `updates` (frames keyed by `uid`).
 
-        All in one transaction, so a failure leaves the previous results in place and a
-        re-run never duplicates. Frames are typed against the schema before anything is sent.
+        A replace runs inside a `batch` (toolkit/store/pending.py): its deletes commit in one
+        transaction and each bulk load on its own, so a failure or a crash never leaves a
+        half-written run: the run keeps its previous results if the deletes had not
+        committed, else it is rolled back to absent (the error says which). A re-run never
+        duplicates. Frames are typed against the schema before anything is sent.
         """
+        replace = [t for t in replace if t != pending.TABLE]
         steps: list[tuple[str, str, Any]] = []
         for table in replace:
             if table not in NODES:
@@ -98,7 +104,65 @@ class Store(ABC):
             steps.append(("rels", table, typed_rels(table, frame)))
         for table, frame in updates.items():
             steps.append(("update", table, typed_nodes(table, frame.assign(run="-")).drop(columns="run")))
+        if replace and self._batch is None:
+            with self.batch(run, sorted(set(replace) | set(nodes))):
+                self._write_batch_steps(steps)
+        else:
+            self._write_batch_steps(steps)
+
+    def _write_batch_steps(self, steps: list[tuple[str, str, Any]]) -> None:
+        """`_write_all`; the first write of a batch also flags its marker as applied."""
+        if self._batch is not None and not self._batch["applied"]:
+            steps = [pending.applied_step(self._batch["uid"]), *steps]
         self._write_all(steps)
+        if self._batch is not None:
+            self._batch["applied"] = True
+
+    @contextmanager
+    def batch(self, run: str, tables: Iterable[str], op: str = "replace") -> Iterator[None]:
+        """Group a run's writes of `tables`: all of them land, or the run is rolled back.
+
+        Nested batches join the outer one. On any exception (Ctrl-C, SIGTERM, a guard stop,
+        a failed statement) the marker decides: untouched runs keep their previous state,
+        applied ones lose the partial rows; on a crash the next open does the same.
+        """
+        if self._batch is not None:
+            yield
+            return
+        tables = [t for t in tables if t != pending.TABLE]
+        uid = pending.mark(self, run, op, tables)
+        self._batch = {"uid": uid, "applied": False}
+        outcome.begin(run)
+        try:
+            pending.kill_point("marked")
+            yield
+        except BaseException as exc:
+            self._batch = None
+            if self._settle(run, uid, tables) and isinstance(exc, ApdError):
+                raise StoreError(f"{exc}; run {run} was rolled back and is absent (its previous results had "
+                                 "already been replaced): re-run the command") from None
+            raise
+        self._batch = None
+        try:  # every write landed: an interrupt from here on still ends committed
+            pending.kill_point("finished")
+        finally:
+            pending.clear(self, uid)
+            outcome.committed(run)
+
+    def _settle(self, run: str, uid: str, tables: list[str]) -> bool:
+        """After a batch failed: roll the run back now; True if its previous results were gone.
+
+        A second interrupt or error here leaves the marker for the next open to roll back.
+        """
+        try:
+            rows = pending.pending(self)
+            mine = rows[rows["uid"] == uid]
+            applied = bool(len(mine)) and bool(mine["applied"].iloc[0])
+            pending.roll_back(self, uid, run, tables, applied)
+            outcome.rolled_back(run, previous_kept=not applied)
+            return applied
+        except BaseException:
+            return False
 
     def update(self, table: str, frame: pd.DataFrame) -> None:
         """Set properties on existing nodes, matched by `uid`."""
@@ -115,6 +179,8 @@ class Store(ABC):
         """Node counts per label (for one run, or all runs as a frame indexed by run)."""
         frames = []
         for table in NODES:
+            if table == pending.TABLE:
+                continue
             df = _with_columns(self._run(queries.body("count_nodes", table=table), {}), "count_nodes")
             df["label"] = table
             frames.append(df)

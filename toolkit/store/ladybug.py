@@ -1,47 +1,157 @@
 """LadybugDB (embedded, one file): the default store.
 
 Bulk writes go through `COPY ... FROM $df` and bulk updates through `LOAD FROM $df`,
-inside one transaction per `Store.write`, so a run is replaced atomically.
+inside one transaction per `Store.write`; replaces are also bracketed by a PendingWrite
+marker (toolkit/store/pending.py), because LadybugDB 0.22 does not log COPY. Every write
+runs under the guard's watchdog (toolkit/store/guard.py) and a capped buffer pool.
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
-from toolkit.store import queries
+from toolkit.store import guard, pending, queries
 from toolkit.store.base import Store, StoreError, plain_strings
+
+LOCK_POLL_SECONDS = 0.2
 
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
+def _locked(msg: str) -> bool:
+    return "lock" in msg.lower()
+
+
+def _writable(path: str) -> bool:
+    """Whether this process may write the store file and create files next to it."""
+    p = Path(path)
+    return os.access(p, os.W_OK) and os.access(p.parent if str(p.parent) else ".", os.W_OK)
+
+
 class LadybugStore(Store):
     backend = "ladybug"
 
-    def __init__(self, path: str | Path, read_only: bool = False):
+    def __init__(self, path: str | Path, read_only: bool = False, create: bool = True, wait: float = 0.0):
+        """Open (never create, when `read_only` or not `create`) the store at `path`.
+
+        Writers take LadybugDB's lock first, before any work, waiting up to `wait` seconds
+        for another writer. A writable open finishes LadybugDB's own crash recovery and rolls
+        back cut-off runs (toolkit/store/pending.py); a read-only open that needs either
+        does it through a short writable open first, or says what to run if it cannot.
+        """
+        self.location = str(path)
+        self.read_only = read_only
+        self.incomplete: list[str] = []  # runs with a live or unrecoverable cut-off write
+        if not Path(path).exists() and (read_only or not create):
+            raise StoreError(f"no store at {path}: run `apd demo` or `apd ingest` first, or pass --store")
+        if read_only:
+            self._open_read_only(wait)
+        else:
+            self._open(False, wait)
+            self._prepare()
+
+    # -- opening ----------------------------------------------------------------------
+    def _open(self, read_only: bool, wait: float) -> None:
+        """Open the database and a connection, waiting out a lock for up to `wait` seconds."""
         import ladybug
 
-        self.location = str(path)
-        if read_only and not Path(path).exists():
-            raise StoreError(f"no store at {path}: run `apd demo` or `apd ingest` first, or pass --store")
-        try:
-            self._db = ladybug.Database(str(path), read_only=read_only)
-        except RuntimeError as exc:
-            msg = _one_line(exc)
-            held = re.search(r"Lock is held by PID (\d+)", msg)
-            if held or "lock" in msg.lower():
-                who = f" (PID {held.group(1)})" if held else ""
-                raise StoreError(f"store {path} is locked by another process{who}: close it and retry") from None
-            raise StoreError(f"cannot open store {path}: {msg}") from None
+        deadline = time.monotonic() + wait
+        salvage = recovered = False
+        while True:
+            try:
+                self._db = ladybug.Database(self.location, read_only=read_only,
+                                            buffer_pool_size=guard.buffer_pool_bytes(),
+                                            throw_on_wal_replay_failure=not salvage)
+                break
+            except RuntimeError as exc:
+                msg = _one_line(exc)
+                if _locked(msg):
+                    if time.monotonic() < deadline:
+                        time.sleep(LOCK_POLL_SECONDS)
+                        continue
+                    raise self._locked_error(msg) from None
+                if "Checksum verification failed" in msg and not salvage:
+                    self._keep_broken_wal(read_only)
+                    salvage = True
+                    continue
+                if "checkpoint recovery is pending" in msg and read_only and not recovered:
+                    self._recover(wait)
+                    recovered = True
+                    continue
+                raise StoreError(f"cannot open store {self.location}: {msg}") from None
         self._conn = ladybug.Connection(self._db)
-        self.read_only = read_only
-        if not read_only:
-            for stmt in queries.statements(queries.body("ladybug/schema")):
-                self._conn.execute(stmt)
+
+    def _open_read_only(self, wait: float) -> None:
+        """Read-only open; a cut-off run left by a dead writer is rolled back first if possible."""
+        self._open(True, wait)
+        if not self._has_table("Run"):
+            self.close()
+            raise StoreError(f"{self.location} is not an APD store (it has no Run table)")
+        if not self._has_table(pending.TABLE):
+            return
+        marks = pending.pending(self)
+        if not len(marks):
+            return
+        self.close()
+        try:
+            self._recover(wait)
+        except StoreError:
+            self._open(True, wait)
+            self.incomplete = sorted(set(marks["run"]))
+            print(f"warning: runs {', '.join(self.incomplete)} of store {self.location} are incomplete "
+                  "(a write is running or was cut off): their results may be partial", file=sys.stderr)
+            return
+        self._open(True, wait)
+
+    def _recover(self, wait: float) -> None:
+        """A short writable open: LadybugDB replays its logs and cut-off runs are rolled back."""
+        try:
+            LadybugStore(self.location, read_only=False, create=False, wait=wait).close()
+        except StoreError as exc:
+            if not _writable(self.location):
+                raise StoreError(
+                    f"store {self.location} holds an interrupted write that must be recovered, but it is not "
+                    f"writable here: run `apd store check --store {self.location}` where it is writable "
+                    "(or on a writable copy of all its files)") from None
+            raise exc from None
+
+    def _keep_broken_wal(self, read_only: bool) -> None:
+        """A write-ahead log cut off mid-record fails its checksum: keep a copy, replay what committed."""
+        wal = Path(f"{self.location}.wal")
+        if read_only or not _writable(self.location):
+            print(f"note: store {self.location}: its write-ahead log ends in a cut-off write; "
+                  "reading the last committed state", file=sys.stderr)
+            return
+        kept = wal.with_name(f"{wal.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+        shutil.copy2(wal, kept)
+        print(f"store {self.location}: its write-ahead log was cut off mid-write; the committed part was "
+              f"replayed, the cut-off log is kept as {kept}", file=sys.stderr)
+
+    def _locked_error(self, msg: str) -> StoreError:
+        held = re.search(r"Lock is held by PID (\d+)", msg)
+        who = f" (PID {held.group(1)})" if held else ""
+        return StoreError(f"store {self.location} is locked by another process{who}: "
+                          "close it and retry, or pass --wait SECONDS")
+
+    def _prepare(self) -> None:
+        """Schema, upgrades of older stores, then roll back runs cut off by a crash."""
+        for stmt in queries.statements(queries.body("ladybug/schema")):
+            self._conn.execute(stmt)
+        if "row" not in set(self._run(queries.body("ladybug/instance_columns"))["name"]):
+            self._run(queries.body("ladybug/instance_add_row"))
+        pending.recover(self)
+
+    def _has_table(self, name: str) -> bool:
+        return name in set(self._run(queries.body("ladybug/tables"))["name"])
 
     def _run(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         try:
@@ -64,31 +174,77 @@ class LadybugStore(Store):
             self._rollback()
 
     def _write_all(self, steps: list[tuple[str, str, Any]]) -> None:
+        """Outside a batch: one transaction. Inside a run's batch: its statements (the marker
+        flag, the deletes) in one transaction, then each bulk load committing on its own.
+
+        LadybugDB 0.22.0 can crash (SIGSEGV) rolling back a transaction that bulk-loaded
+        relationships into a store that had rows deleted (tests/test_ladybug_upstream.py), so
+        inside a batch no bulk load is ever rolled back: a cut between them is undone by the
+        batch's marker instead (toolkit/store/pending.py).
+        """
         if self.read_only:
             raise StoreError(f"store {self.location} is open read-only")
+        size = sum(int(a.memory_usage(index=False).sum()) for k, _, a in steps if isinstance(a, pd.DataFrame))
+        hooks = self._batch is not None  # test kill points fire only inside a run's batch
+        txn, loads = (steps, []) if not hooks else ([s for s in steps if s[0] == "stmt"], [s for s in steps if s[0] != "stmt"])
+        dog = guard.Watchdog(self.location, size, self._conn.interrupt)
+        with dog:
+            if dog.reason:
+                raise StoreError(dog.reason)
+            self._transaction(txn, dog, hooks)
+            if hooks:
+                pending.kill_point("checkpoint", self.location)  # each load's commit checkpoints
+            for kind, what, arg in loads:
+                try:
+                    self._step(kind, what, arg)
+                except RuntimeError as exc:
+                    raise StoreError(dog.reason or f"write failed: {_one_line(exc)}") from None
+                if dog.reason:
+                    raise StoreError(dog.reason)
+        if hooks:
+            pending.kill_point("committed")
+
+    def _transaction(self, steps: list[tuple[str, str, Any]], dog: guard.Watchdog, hooks: bool) -> None:
+        if not steps:
+            return
         self._conn.execute("BEGIN TRANSACTION")
         try:
-            for kind, what, arg in steps:
-                if kind == "stmt":
-                    self._conn.execute(what, arg)
-                elif kind == "nodes":
-                    if len(arg):
-                        stmt = queries.body("ladybug/copy_nodes", table=what, columns=", ".join(arg.columns))
-                        self._conn.execute(stmt, {"df": arg})
-                elif kind == "rels":
-                    if len(arg):
-                        self._conn.execute(queries.body("ladybug/copy_rels", table=what), {"df": arg})
-                elif kind == "update":
-                    for prop in arg.columns.drop("uid"):
-                        frame = pd.DataFrame({"k": arg["uid"], "v": arg[prop]})
-                        self._conn.execute(queries.body("ladybug/update_nodes", table=what, prop=prop), {"df": frame})
+            for i, (kind, what, arg) in enumerate(steps):
+                self._step(kind, what, arg)
+                if dog.reason:
+                    raise RuntimeError(dog.reason)
+                if hooks and i == 0:
+                    pending.kill_point("applied")
+            if hooks:
+                pending.kill_point("copied")
         except RuntimeError as exc:
             self._rollback()
+            if dog.reason:
+                raise StoreError(dog.reason) from None
             raise StoreError(f"write failed, nothing written: {_one_line(exc)}") from None
         except BaseException:
             self._rollback()
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except RuntimeError as exc:
+            self._rollback()
+            raise StoreError(dog.reason or f"write failed at commit: {_one_line(exc)}") from None
+
+    def _step(self, kind: str, what: str, arg: Any) -> None:
+        if kind == "stmt":
+            self._conn.execute(what, arg)
+        elif kind == "nodes":
+            if len(arg):
+                stmt = queries.body("ladybug/copy_nodes", table=what, columns=", ".join(arg.columns))
+                self._conn.execute(stmt, {"df": arg})
+        elif kind == "rels":
+            if len(arg):
+                self._conn.execute(queries.body("ladybug/copy_rels", table=what), {"df": arg})
+        elif kind == "update":
+            for prop in arg.columns.drop("uid"):
+                frame = pd.DataFrame({"k": arg["uid"], "v": arg[prop]})
+                self._conn.execute(queries.body("ladybug/update_nodes", table=what, prop=prop), {"df": frame})
 
     def _rollback(self) -> None:
         """LadybugDB aborts the transaction itself when a statement in it fails."""
