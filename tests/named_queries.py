@@ -9,6 +9,7 @@ RUN = "digits-test"
 RUNS = ["digits-train", "digits-test"]
 
 PARAMS: dict[str, dict] = {
+    "activates_counts": {},
     "apd_next": {"run": RUN},
     "apd_predicts": {"run": RUN},
     "blanket_instances": {"run": RUN, "label": 3, "coverage": 0.8},
@@ -26,6 +27,7 @@ PARAMS: dict[str, dict] = {
     "plane_blankets": {"run": RUN},
     "planes": {"run": RUN},
     "patterns": {"run": RUN},
+    "pending_writes": {},
     "run_meta": {"run": RUN},
     "runs": {},
     "transitions": {"run": RUN},
