@@ -10,6 +10,7 @@ RUNS = ["digits-train", "digits-test"]
 
 PARAMS: dict[str, dict] = {
     "apd_next": {"run": RUN},
+    "activates_counts": {},
     "apd_predicts": {"run": RUN},
     "blanket_instances": {"run": RUN, "label": 3, "coverage": 0.8},
     "blankets": {"run": RUN},
@@ -25,6 +26,7 @@ PARAMS: dict[str, dict] = {
     "plane_blankets": {"run": RUN},
     "planes": {"run": RUN},
     "patterns": {"run": RUN},
+    "pending_writes": {},
     "run_meta": {"run": RUN},
     "runs": {},
     "transitions": {"run": RUN},
