@@ -11,6 +11,7 @@ RUNS = ["digits-train", "digits-test"]
 PARAMS: dict[str, dict] = {
     "activates_counts": {},
     "apd_next": {"run": RUN},
+    "activates_counts": {},
     "apd_predicts": {"run": RUN},
     "blanket_instances": {"run": RUN, "label": 3, "coverage": 0.8},
     "blankets": {"run": RUN},
