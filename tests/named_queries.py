@@ -9,7 +9,6 @@ RUN = "digits-test"
 RUNS = ["digits-train", "digits-test"]
 
 PARAMS: dict[str, dict] = {
-    "activates_counts": {},
     "apd_next": {"run": RUN},
     "activates_counts": {},
     "apd_predicts": {"run": RUN},
