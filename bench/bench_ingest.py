@@ -83,7 +83,7 @@ def main() -> None:
         ("device", str(device), ""),
         ("instances x hidden layers", f"{n} x {len(rec.layers)}", f"patterns per layer {patterns}"),
         ("bare forward pass", f"{t_bare:.3f} s", f"{n / t_bare:,.0f} inst/s"),
-        ("recording (hooks, packing, unique)", f"{t_rec:.3f} s", f"{n / t_rec:,.0f} inst/s"),
+        ("recording (fx packing, unique)", f"{t_rec:.3f} s", f"{n / t_rec:,.0f} inst/s"),
         ("recording overhead over bare forward", f"{t_rec / t_bare - 1:.2f}x", "target <= 1x"),
         ("frames (uids, counts, NEXT/PREDICTS)", f"{t_frames:.3f} s", f"{edges:,} edges"),
         ("embedded write, fresh run", f"{t_write:.3f} s", "target <= 3 s (with frames)"),

@@ -10,6 +10,11 @@ CPU = growth of max RSS during the run, CUDA = torch.cuda.max_memory_allocated.
     python bench/bench_regions.py                     # CPU, 784-300-100-10 and 784-500-500-10
     python bench/bench_regions.py --device cuda
     python bench/bench_regions.py --archs 784-300-100-10 --planes 3 --no-regioncam
+    python bench/bench_regions.py --archs lenet5 --lenet-scale 0.05   # conv net (regioncam: MLPs only)
+
+`lenet5` is the toolkit's LeNet-5 (conv-ReLU-avgpool x2, fc 120-84-10); its planes use a
+box of `--lenet-scale` (default 0.05) x the anchors' offset, since a full box holds
+millions of regions.
 """
 from __future__ import annotations
 
@@ -32,14 +37,19 @@ def digits784() -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(len(x), -1).numpy(), d.target
 
 
-def make_net(arch: list[int], trained: bool, epochs: int, seed: int = 0) -> nn.Module:
+def make_net(arch: list[int] | str, trained: bool, epochs: int, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    mods: list[nn.Module] = []
-    for i in range(len(arch) - 1):
-        mods.append(nn.Linear(arch[i], arch[i + 1]))
-        if i < len(arch) - 2:
-            mods.append(nn.ReLU())
-    net = nn.Sequential(*mods)
+    if arch == "lenet5":
+        from loaders.models import build_lenet5
+
+        net = build_lenet5(10)
+    else:
+        mods: list[nn.Module] = []
+        for i in range(len(arch) - 1):
+            mods.append(nn.Linear(arch[i], arch[i + 1]))
+            if i < len(arch) - 2:
+                mods.append(nn.ReLU())
+        net = nn.Sequential(*mods)
     if trained:
         x, y = digits784()
         x, y = torch.tensor(x), torch.tensor(y)
@@ -82,14 +92,14 @@ def job(args: tuple) -> tuple[int, float, float]:
 
     Runs in a fresh process; the best of `repeat` runs damps noise from other processes.
     """
-    tool, arch, trained, epochs, plane_nr, device, chunk, repeat, threads = args
+    tool, arch, trained, epochs, plane_nr, device, chunk, repeat, threads, scale = args
     torch.set_num_threads(threads)
     from toolkit.regions.partition import partition
     from toolkit.regions.plane import plane_from_anchors
 
     x, y = digits784()
     net = make_net(arch, trained, epochs)
-    plane = plane_from_anchors(*x[anchors(y, plane_nr)])
+    plane = plane_from_anchors(*x[anchors(y, plane_nr)], scale=scale)
     if tool == "regioncam":
         cam, layers, half = regioncam_layers(net, plane)
 
@@ -105,7 +115,7 @@ def job(args: tuple) -> tuple[int, float, float]:
 
     cuda = tool == "ours" and device == "cuda"
     if tool == "ours":  # warm-up on a tiny network: library start-up is not partition memory
-        partition(make_net([arch[0], 8, 8, arch[-1]], False, 0), plane, device=device)
+        partition(make_net([784, 8, 8, 10], False, 0), plane, device=device)
     if cuda:
         run()  # warm-up: CUDA kernels and caching allocator
         torch.cuda.reset_peak_memory_stats()
@@ -133,6 +143,7 @@ def main() -> None:
                     help="torch CPU threads (default 1: regioncam is single-threaded, and OpenMP "
                          "threads degrade badly on a shared machine)")
     ap.add_argument("--no-regioncam", action="store_true")
+    ap.add_argument("--lenet-scale", type=float, default=0.05, help="box scale of the lenet5 planes")
     args = ap.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     ctx = mp.get_context("spawn")
@@ -142,17 +153,23 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     for arch_s in args.archs.split(","):
-        arch = [int(a) for a in arch_s.split("-")]
+        conv = arch_s == "lenet5"
+        arch = arch_s if conv else [int(a) for a in arch_s.split("-")]
+        scale = args.lenet_scale if conv else 1.2
         for trained in (False, True):
             for plane_nr in range(args.planes):
-                common = (arch, trained, args.epochs, plane_nr, device, args.chunk, args.repeat, args.threads)
+                common = (arch, trained, args.epochs, plane_nr, device, args.chunk, args.repeat, args.threads, scale)
                 with ctx.Pool(1) as pool:
                     n, s, m = pool.apply(job, (("ours", *common),))
                 rn = rs = rm = float("nan")
-                if not args.no_regioncam:
+                if not (args.no_regioncam or conv):
                     with ctx.Pool(1) as pool:
                         rn, rs, rm = pool.apply(job, (("regioncam", *common),))
-                flag = "" if args.no_regioncam or n == rn else "  COUNT MISMATCH"
+                flag = "" if args.no_regioncam or conv or n == rn else "  COUNT MISMATCH"
+                if conv:  # regioncam takes MLPs only
+                    print(f"{arch_s:<16} {'trained' if trained else 'init':<8} {plane_nr:>5} {n:>8} {'-':>10} "
+                          f"{s:>8.3f} {'-':>8} {'-':>8} {m:>9.0f} {'-':>8}  (box scale {scale:g})", flush=True)
+                    continue
                 print(f"{arch_s:<16} {'trained' if trained else 'init':<8} {plane_nr:>5} {n:>8} {rn:>10} "
                       f"{s:>8.3f} {rs:>8.3f} {rs / s:>7.2f}x {m:>9.0f} {rm:>8.0f}{flag}", flush=True)
 

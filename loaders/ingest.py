@@ -31,6 +31,8 @@ from toolkit.store.schema import NODES
 
 CHUNK_INSTANCES = 250_000  # instances per write once a run is too big for one transaction
 _RUN_NAME = re.compile(r"[A-Za-z0-9_.@+-]+")
+# what a (re-)ingest replaces: everything of the run except the Epoch nodes training recorded
+_RUN_TABLES = [t for t in NODES if t != "Epoch"]
 
 
 def ingest(
@@ -184,13 +186,13 @@ def write_frames(store: Store, run: str, frames: dict) -> None:
             return instances.iloc[start:stop], activates.iloc[rows]
 
         if n <= CHUNK_INSTANCES:
-            with store.batch(run, list(NODES), op="ingest"):
-                store.write(run, nodes=nodes, rels=rels, replace=list(NODES))
+            with store.batch(run, _RUN_TABLES, op="ingest"):
+                store.write(run, nodes=nodes, rels=rels, replace=_RUN_TABLES)
             return
     graph_nodes = {k: v for k, v in nodes.items() if k != "Instance"}
     graph_rels = {k: v for k, v in rels.items() if k != "ACTIVATES"}
-    with store.batch(run, list(NODES), op="ingest"):
-        store.write(run, nodes=graph_nodes, rels=graph_rels, replace=list(NODES))
+    with store.batch(run, _RUN_TABLES, op="ingest"):
+        store.write(run, nodes=graph_nodes, rels=graph_rels, replace=_RUN_TABLES)
         for start in range(0, n, CHUNK_INSTANCES):
             inst_part, act_part = chunk(start, min(n, start + CHUNK_INSTANCES))
             store.write(run, nodes={"Instance": inst_part}, rels={"ACTIVATES": act_part})

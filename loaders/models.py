@@ -1,4 +1,4 @@
-"""Models: the toolkit's MLP checkpoints, user factories, and their piecewise-linear layers.
+"""Models: the toolkit's checkpoints (MLPs and a LeNet-5-style conv net) and user factories.
 
 A checkpoint holds only plain data (architecture dict, state dict, pruning masks, training
 record), so it loads with `torch.load(..., weights_only=True)`: no pickled modules, ever.
@@ -20,11 +20,11 @@ from torch import nn
 
 from toolkit.errors import ApdError
 
-FORMAT = "apd-mlp/1"
+FORMAT = "apd/2"  # arch["kind"] is "mlp" or "lenet5"
+FORMATS = (FORMAT, "apd-mlp/1")  # apd-mlp/1: MLP checkpoints written before conv nets, still loaded
 ACTIVATIONS = ("relu", "leaky_relu", "hardtanh")
-# Piecewise-linear activation modules whose input (the pre-activation) defines a pattern.
-# ReLU6 is a Hardtanh subclass, so it is found (and recorded with 3 states) too.
-PL_KINDS = ((nn.LeakyReLU, "leaky_relu"), (nn.ReLU, "relu"), (nn.Hardtanh, "hardtanh"))
+ARCHS = ("mlp", "lenet5")
+LENET_SIDE = 28  # LeNet-5 takes 28x28 single-channel images (MNIST, Fashion-MNIST)
 
 
 @dataclass
@@ -36,16 +36,6 @@ class LoadedModel:
     features: int | None = None  # input width, when the checkpoint says (factories: unknown)
     epoch: int = -1
     record: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PLLayer:
-    """Hidden layer `layer` (1-based, module order): its activation module and kind."""
-
-    layer: int
-    name: str
-    module: nn.Module
-    kind: str
 
 
 def build_mlp(
@@ -60,18 +50,54 @@ def build_mlp(
     width = in_dim
     for i, h in enumerate(hidden, start=1):
         layers[f"fc{i}"] = nn.Linear(width, h)
-        layers[f"act{i}"] = {
-            "relu": nn.ReLU,
-            "leaky_relu": lambda: nn.LeakyReLU(negative_slope),
-            "hardtanh": nn.Hardtanh,
-        }[activation]()
+        layers[f"act{i}"] = _activation(activation, negative_slope)
         width = h
     layers["out"] = nn.Linear(width, out_dim)
     return nn.Sequential(layers)
 
 
+def build_lenet5(out_dim: int = 10, activation: str = "relu", negative_slope: float = 0.01) -> nn.Sequential:
+    """LeNet-5 style for flat 28x28 inputs: (conv 5x5, act, 2x2 average pool) x 2, fc 120-84-out.
+
+    Average pooling, as in the original: it is linear, so the exact partition engine needs
+    no argmax cells for it. Takes the flat [B, 784] rows the datasets give.
+    """
+    if activation not in ACTIVATIONS:
+        raise ApdError(f"unknown activation {activation!r}: use {', '.join(ACTIVATIONS)}")
+    return nn.Sequential(OrderedDict([
+        ("image", nn.Unflatten(1, (1, LENET_SIDE, LENET_SIDE))),
+        ("conv1", nn.Conv2d(1, 6, 5, padding=2)), ("act1", _activation(activation, negative_slope)),
+        ("pool1", nn.AvgPool2d(2)),
+        ("conv2", nn.Conv2d(6, 16, 5)), ("act2", _activation(activation, negative_slope)),
+        ("pool2", nn.AvgPool2d(2)),
+        ("flat", nn.Flatten()),
+        ("fc1", nn.Linear(16 * 5 * 5, 120)), ("act3", _activation(activation, negative_slope)),
+        ("fc2", nn.Linear(120, 84)), ("act4", _activation(activation, negative_slope)),
+        ("out", nn.Linear(84, out_dim)),
+    ]))
+
+
+def build_model(arch: dict) -> nn.Sequential:
+    """The module an architecture dict describes (checkpoint format apd/2 or apd-mlp/1)."""
+    kind = arch.get("kind", "mlp")
+    if kind == "lenet5":
+        if arch["in_dim"] != LENET_SIDE * LENET_SIDE:
+            raise ApdError(f"--arch lenet5 takes 28x28 images (784 features), the data has {arch['in_dim']}")
+        return build_lenet5(arch["out_dim"], arch["activation"], arch["negative_slope"])
+    if kind != "mlp":
+        raise ApdError(f"unknown architecture {kind!r}: use {', '.join(ARCHS)}")
+    return build_mlp(arch["in_dim"], arch["hidden"], arch["out_dim"], arch["activation"], arch["negative_slope"])
+
+
+def _activation(activation: str, negative_slope: float) -> nn.Module:
+    return {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(negative_slope), "hardtanh": nn.Hardtanh}[activation]()
+
+
 def arch_string(arch: dict) -> str:
-    """e.g. `64-32-32-32-10 relu` (plus `density=0.03` for pruned networks)."""
+    """e.g. `64-32-32-32-10 relu` or `lenet5 784-10 relu` (plus `density=0.03` for pruned networks)."""
+    if arch.get("kind", "mlp") == "lenet5":
+        text = f"lenet5 {arch['in_dim']}-{arch['out_dim']} {arch['activation']}"
+        return text if arch.get("density", 1.0) >= 1.0 else f"{text} density={arch['density']:g}"
     dims = "-".join(str(d) for d in [arch["in_dim"], *arch["hidden"], arch["out_dim"]])
     text = f"{dims} {arch['activation']}"
     return text if arch.get("density", 1.0) >= 1.0 else f"{text} density={arch['density']:g}"
@@ -105,6 +131,8 @@ def read_weights(path: str | os.PathLike) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        if not _looks_like_torch(path):
+            raise ApdError(f"{path} is not a PyTorch checkpoint (neither a torch zip archive nor a pickle)") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ApdError(f"cannot load {path} as weights only (pickled modules are refused): {first[:160]}") from None
     if not isinstance(data, dict):
@@ -117,13 +145,13 @@ def load(path: str | os.PathLike, factory: str | None = None) -> LoadedModel:
     data = read_weights(path)
     if factory:
         model = make_from_factory(factory)
-        state = data["state_dict"] if data.get("format") == FORMAT else data
+        state = data["state_dict"] if data.get("format") in FORMATS else data
         _load_state(model, state, f"the state dict in {path} does not fit the model of factory {factory}")
         return LoadedModel(model.float().eval(), arch=f"factory {factory}", epoch=-1)
-    if data.get("format") != FORMAT:
+    if data.get("format") not in FORMATS:
         raise ApdError(f"{path} is not an apd checkpoint: for a plain state dict pass --factory pkg.module:fn")
     arch = data["arch"]
-    model = build_mlp(arch["in_dim"], arch["hidden"], arch["out_dim"], arch["activation"], arch["negative_slope"])
+    model = build_model(arch)
     _load_state(model, data["state_dict"], f"checkpoint {path} is inconsistent with its architecture")
     apply_masks(model, data["masks"])
     record = data["record"]
@@ -161,19 +189,11 @@ def apply_masks(model: nn.Module, masks: dict) -> None:
             model.get_parameter(name).mul_(mask.to(model.get_parameter(name).dtype))
 
 
-def pl_layers(model: nn.Module) -> list[PLLayer]:
-    """Every ReLU / LeakyReLU / Hardtanh module in module order, numbered 1..L; none is refused."""
-    found = []
-    for name, module in model.named_modules():
-        kind = next((k for cls, k in PL_KINDS if isinstance(module, cls)), None)
-        if kind:
-            found.append(PLLayer(len(found) + 1, name, module, kind))
-    if not found:
-        raise ApdError(
-            f"model {type(model).__name__} has no piecewise-linear activation modules (nn.ReLU, nn.LeakyReLU, "
-            "nn.Hardtanh): patterns are recorded from those modules, so use them rather than torch.nn.functional"
-        )
-    return found
+def _looks_like_torch(path: Path) -> bool:
+    """torch.save writes a zip archive (or, in old versions, a pickle starting with 0x80)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def file_hash(path: str | os.PathLike) -> str:

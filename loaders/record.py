@@ -1,10 +1,14 @@
-"""Pattern recording: forward hooks on the piecewise-linear modules, bits packed on the device.
+"""Pattern recording: packing nodes inserted into the model's fx graph, bits packed on the device.
 
-Each hook sees its activation module's *input* (the pre-activation z) and packs it at once:
+The model is traced once (toolkit.piecewise); before every pattern-making node a packing
+module is inserted that reads its input (the pre-activation z) and packs it at once, and
+the graph returns the packed rows next to the logits: no hooks to forget to remove.
 ReLU / LeakyReLU give one bit per neuron, 1 iff z > 0 strictly; Hardtanh gives two bits
 per neuron, (z > min_val, z > max_val), so its three states low / linear / high read
-00 / 10 / 11. Bits are packed most significant first (numpy `packbits` order), rows padded
-to whole 64-bit words so that a pattern is a short row of int64 for `torch.unique`.
+00 / 10 / 11; a max-pool gives one bit per input element, 1 iff its window takes it (the
+argmax is part of the pattern). Bits are packed most significant first (numpy `packbits`
+order), rows padded to whole 64-bit words so that a pattern is a short row of int64 for
+`torch.unique`.
 
 Distinct patterns are found per chunk on the device and merged into one table per layer on
 the host; instance -> pattern ids are stable across chunks, so nothing per instance runs in
@@ -12,19 +16,17 @@ Python and memory per instance is one id per layer.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 from tqdm import tqdm
 
-from loaders.models import PLLayer, pl_layers
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError
+from toolkit.piecewise import PLOp, maxpool_selection, trace
 
 _SHIFTS = torch.tensor([7, 6, 5, 4, 3, 2, 1, 0], dtype=torch.uint8)
 _HEX = np.array([f"{i:02x}" for i in range(256)], dtype="S2")
@@ -76,31 +78,54 @@ class Recording:
     outputs: int
 
 
-def pack(z: torch.Tensor, kind: str, module: nn.Module) -> torch.Tensor:
-    """Pre-activations [B, ...] -> packed pattern bits uint8 [B, 8 * words], on z's device."""
-    z = z.reshape(len(z), -1)
-    if kind == "hardtanh":
-        bits = torch.stack((z > module.min_val, z > module.max_val), dim=2).reshape(len(z), -1)
-    else:
-        bits = z > 0
+def pack(bits: torch.Tensor) -> torch.Tensor:
+    """Pattern bits [B, ...] (bool) -> packed uint8 [B, 8 * words], on the bits' device."""
+    bits = bits.reshape(len(bits), -1)
     bits = F.pad(bits.to(torch.uint8), (0, (-bits.shape[1]) % 64))
-    return (bits.view(len(z), -1, 8) << _SHIFTS.to(z.device)).sum(dim=2, dtype=torch.uint8)
+    return (bits.view(len(bits), -1, 8) << _SHIFTS.to(bits.device)).sum(dim=2, dtype=torch.uint8)
 
 
-@contextmanager
-def hooks(layers: list[PLLayer], sink: list) -> Iterator[None]:
-    """Forward pre-hooks appending (layer, packed bits, neurons) to `sink`; always removed afterwards."""
-    handles = []
-    try:
-        for pl in layers:
-            def hook(module: nn.Module, args: tuple, pl: PLLayer = pl) -> None:
-                sink.append((pl.layer, pack(args[0], pl.kind, module), args[0][0].numel()))
+def pattern_bits(z: torch.Tensor, op: PLOp) -> torch.Tensor:
+    """The pattern bits of one layer from its input z [B, ...] (bool [B, nbits])."""
+    if op.kind == "maxpool":
+        return maxpool_selection(z, op.module).reshape(len(z), -1)
+    z = z.reshape(len(z), -1)
+    if op.kind == "hardtanh":
+        lo, hi = op.params["min_val"], op.params["max_val"]
+        return torch.stack((z > lo, z > hi), dim=2).reshape(len(z), -1)
+    return z > 0
 
-            handles.append(pl.module.register_forward_pre_hook(hook))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+
+class _Packer(nn.Module):
+    """Inserted before a pattern-making node: packs its input's pattern bits."""
+
+    def __init__(self, op: PLOp) -> None:
+        super().__init__()
+        self.op = op
+        self.width = 0  # neurons: elements of the input for one instance (set by forward)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.width = z[0].numel()
+        return pack(pattern_bits(z, self.op))
+
+
+def recorder(model: nn.Module) -> tuple[fx.GraphModule, list[PLOp]]:
+    """`model`'s graph with a packing node before every pattern-making node.
+
+    The returned module computes (logits, packed layer 1, ..., packed layer L); it shares
+    the model's parameters and leaves the model itself untouched.
+    """
+    traced = trace(model)
+    gm, graph = traced.graph, traced.graph.graph
+    packed = []
+    for op in traced.ops:
+        gm.add_submodule(f"apd_pack_{op.layer}", _Packer(op))
+        with graph.inserting_before(op.node):
+            packed.append(graph.call_module(f"apd_pack_{op.layer}", (op.node.args[0],)))
+    out = next(n for n in graph.nodes if n.op == "output")
+    out.args = ((out.args[0], *packed),)
+    gm.recompile()
+    return gm, traced.ops
 
 
 @torch.no_grad()
@@ -116,22 +141,21 @@ def record(
 
     The model is moved to `device` and put in eval mode.
     """
-    layers = pl_layers(model)
     dev = resolve_device(device)
     model = model.to(dev).eval()
+    gm, layers = recorder(model)
     n, L = len(x), len(layers)
     if n == 0:
         raise ApdError("no instances to record: the split is empty")
     if batch_size < 1:
         raise ApdError(f"--batch-size must be positive (got {batch_size})")
     tables: list[np.ndarray | None] = [None] * L
-    neurons = [0] * L
     ids = np.empty((n, L), dtype=np.int64)
     pred = np.empty(n, dtype=np.int64)
     outputs = 0
     # shown only when recording takes more than a second; closed (and cleared) on errors too
     bar = tqdm(total=n, desc="record", unit="inst", disable=not progress, delay=1.0, leave=False)
-    with bar, hooks(layers, sink := []):
+    with bar:
         for c0 in range(0, n, chunk):
             c1 = min(n, c0 + chunk)
             packed: list[list[torch.Tensor]] = [[] for _ in layers]
@@ -139,12 +163,9 @@ def record(
             for b0 in range(c0, c1, batch_size):
                 b1 = min(c1, b0 + batch_size)
                 xb = torch.from_numpy(np.ascontiguousarray(x[b0:b1], dtype=np.float32)).to(dev)
-                sink.clear()
-                out = _forward(model, xb)
-                _check_calls(layers, [layer for layer, _, _ in sink])
-                for layer, bits, width in sink:
-                    packed[layer - 1].append(bits)
-                    neurons[layer - 1] = width
+                out, *bits = _forward(gm, xb)
+                for i, b in enumerate(bits):
+                    packed[i].append(b)
                 preds.append(out.argmax(dim=1))
                 finite.append(torch.isfinite(out).all())
                 outputs = out.shape[1]
@@ -154,39 +175,24 @@ def record(
             pred[c0:c1] = torch.cat(preds).cpu().numpy()
             for i in range(L):
                 tables[i], ids[c0:c1, i] = merge(tables[i], *_unique_rows_device(torch.cat(packed[i])))
+    neurons = [gm.get_submodule(f"apd_pack_{op.layer}").width for op in layers]
     records = [
-        LayerRecord(pl.layer, pl.name, pl.kind, width, 2 * width if pl.kind == "hardtanh" else width,
+        LayerRecord(op.layer, op.name, op.kind, width, 2 * width if op.kind == "hardtanh" else width,
                     table.view(np.uint8).reshape(len(table), -1))
-        for pl, table, width in zip(layers, tables, neurons)
+        for op, table, width in zip(layers, tables, neurons)
     ]
     return Recording(records, ids, pred, outputs)
 
 
-def _forward(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+def _forward(gm: fx.GraphModule, xb: torch.Tensor) -> tuple[torch.Tensor, ...]:
     try:
-        out = model(xb)
+        out, *packed = gm(xb)
     except RuntimeError as exc:
         first = " ".join(str(exc).split())[:200]
         raise ApdError(f"the model rejects inputs with {xb.shape[1]} features: {first}") from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise ApdError("the model must return one tensor of logits [batch, classes]")
-    return out
-
-
-def _check_calls(layers: list[PLLayer], order: list[int]) -> None:
-    """Each activation module must run exactly once per forward, in module order."""
-    expected = [pl.layer for pl in layers]
-    if order == expected:
-        return
-    for pl in layers:
-        calls = order.count(pl.layer)
-        if calls != 1:
-            raise ApdError(
-                f"activation module {pl.name!r} runs {calls} times per forward pass: "
-                "give every hidden layer its own activation module, called once"
-            )
-    names = [layers[i - 1].name for i in order]
-    raise ApdError(f"activation modules run in the order {names}, not in module order: declare them in call order")
+    return (out, *packed)
 
 
 def _unique_rows_device(packed: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

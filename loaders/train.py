@@ -1,4 +1,5 @@
-"""`apd train`: MLPs with optional fixed random pruning, snapshots, and forgetting tracking.
+"""`apd train`: MLPs or a LeNet-5 conv net, with optional fixed random pruning, snapshots,
+forgetting tracking, and per-epoch pattern counts stored as `Epoch` nodes of a run.
 
 Each epoch's minibatch predictions (before the update) fill one row of the correctness
 matrix; forgetting counts at a snapshot come from the rows so far. Snapshots are saved
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 
 import os
+import re
+import time
 from pathlib import Path
 
 import torch
@@ -17,11 +20,15 @@ from tqdm import tqdm
 
 from loaders.datasets import load_dataset
 from loaders.forgetting import forgetting_events
-from loaders.models import ACTIVATIONS, apply_masks, arch_string, build_mlp, save_checkpoint
+from loaders.epochs import EpochCounter
+from loaders.models import ACTIVATIONS, ARCHS, apply_masks, arch_string, build_model, save_checkpoint
+from toolkit.device import resolve_device
 from toolkit.errors import ApdError
 from toolkit.paths import writable_path
 
 OPTIMIZERS = {"adam": 1e-3, "sgd": 0.1}  # name -> default learning rate
+INITS = ("default", "kaiming", "xavier")  # default: torch's own initialisation of each module
+_RUN_NAME = re.compile(r"[A-Za-z0-9_.@+-]+")
 
 
 def snapshot_path(out: str | os.PathLike, epoch: int) -> Path:
@@ -44,8 +51,22 @@ def train(
     seed: int = 0,
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    arch: str = "mlp",
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    init: str = "default",
+    device: str = "auto",
+    record_every: int = 0,
+    record_split: str = "train",
+    run: str | None = None,
+    store=None,
 ) -> dict:
-    """Train on `dataset`'s train split, save `out` (and snapshots); returns a summary dict."""
+    """Train on `dataset`'s train split, save `out` (and snapshots); returns a summary dict.
+
+    With `record_every` N, distinct patterns per layer (and loss, accuracy) over
+    `record_split` are counted at epoch 0 and every N epochs and stored as run `run`'s
+    Epoch nodes in `store` (replacing that run's earlier Epoch nodes).
+    """
     hidden = list(hidden)
     snapshots = sorted(set(snapshots))
     if epochs < 1:
@@ -60,6 +81,23 @@ def train(
         raise ApdError(f"unknown activation {activation!r}: use {', '.join(ACTIVATIONS)}")
     if batch_size < 1:
         raise ApdError(f"--batch-size must be positive (got {batch_size})")
+    if arch not in ARCHS:
+        raise ApdError(f"unknown architecture {arch!r}: use {', '.join(ARCHS)}")
+    if init not in INITS:
+        raise ApdError(f"unknown --init {init!r}: use {', '.join(INITS)}")
+    if momentum < 0 or weight_decay < 0:
+        raise ApdError(f"--momentum and --weight-decay must be >= 0 (got {momentum}, {weight_decay})")
+    if momentum and optimizer != "sgd":
+        raise ApdError("--momentum applies to --optimizer sgd only")
+    if record_every < 0:
+        raise ApdError(f"--record-every must be >= 0 (got {record_every})")
+    if record_split not in ("train", "test"):
+        raise ApdError(f"--record-split must be train or test (got {record_split!r})")
+    if bool(record_every) != (run is not None):
+        raise ApdError("--record-every N and --run NAME go together: the counts are stored as the run's Epoch nodes")
+    if run is not None and not _RUN_NAME.fullmatch(run):
+        raise ApdError(f"run name {run!r} may only hold letters, digits and . _ @ + -")
+    dev = resolve_device(device)
     lr = OPTIMIZERS[optimizer] if lr is None else lr
     if not (math.isfinite(lr) and lr > 0):  # torch's own ValueError would surface as a traceback
         raise ApdError(f"--lr must be a positive number (got {lr})")
@@ -67,13 +105,15 @@ def train(
 
     train_ds = load_dataset(dataset, "train", data_dir)
     test_ds = load_dataset(dataset, "test", data_dir)
-    x, y = torch.from_numpy(train_ds.x), torch.from_numpy(train_ds.y)
-    xt, yt = torch.from_numpy(test_ds.x), torch.from_numpy(test_ds.y)
+    x, y = torch.from_numpy(train_ds.x).to(dev), torch.from_numpy(train_ds.y).to(dev)
+    xt, yt = torch.from_numpy(test_ds.x).to(dev), torch.from_numpy(test_ds.y).to(dev)
     classes = max(train_ds.classes, test_ds.classes)
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    kind = arch
     arch = {
+        "kind": kind,
         "in_dim": train_ds.features,
         "hidden": hidden,
         "out_dim": classes,
@@ -81,14 +121,26 @@ def train(
         "negative_slope": 0.01,
         "density": float(density),
     }
-    model = build_mlp(arch["in_dim"], hidden, classes, activation, arch["negative_slope"])
-    masks = _random_masks(model, density, seed)
+    if kind == "lenet5":
+        arch["hidden"] = []
+    model = build_model(arch)
+    _initialise(model, init)
+    model = model.to(dev)
+    masks = {k: v.to(dev) for k, v in _random_masks(model, density, seed).items()}
     apply_masks(model, masks)
-    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
+    counter = None
+    if record_every:
+        xs, ys = (x, y) if record_split == "train" else (xt, yt)
+        counter = EpochCounter(model, xs, ys, record_split)
+    record_seconds = 0.0
 
     n = len(y)
-    correct = torch.zeros(epochs, n, dtype=torch.bool)
+    correct = torch.zeros(epochs, n, dtype=torch.bool, device=dev)
     history: dict[str, list[float]] = {"loss": [], "train_acc": [], "test_acc": []}
     base = {
         "dataset": train_ds.name,
@@ -99,14 +151,22 @@ def train(
         "epochs": epochs,
         "optimizer": optimizer,
         "lr": float(lr),
+        "momentum": float(momentum),
+        "weight_decay": float(weight_decay),
+        "init": init,
         "batch_size": batch_size,
     }
     saved = []
+    if counter is not None:
+        t0 = time.perf_counter()
+        counter(0)
+        record_seconds += time.perf_counter() - t0
     bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", disable=not progress)
+    t_start = time.perf_counter()
     for epoch in bar:
         model.train()
         total = 0.0
-        for idx in torch.randperm(n, generator=gen).split(batch_size):
+        for idx in torch.randperm(n, generator=gen).to(dev).split(batch_size):
             logits = model(x[idx])
             loss = loss_fn(logits, y[idx])
             correct[epoch - 1, idx] = logits.argmax(1) == y[idx]
@@ -120,8 +180,12 @@ def train(
         history["test_acc"].append(_accuracy(model, xt, yt))
         bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", acc=f"{history['train_acc'][-1]:.3f}",
                         test=f"{history['test_acc'][-1]:.3f}")
+        if counter is not None and epoch % record_every == 0:
+            t0 = time.perf_counter()
+            counter(epoch)
+            record_seconds += time.perf_counter() - t0
         if epoch in snapshots or epoch == epochs:
-            events, never = forgetting_events(correct[:epoch])
+            events, never = forgetting_events(correct[:epoch].cpu())
             record = {
                 **base,
                 "epoch": epoch,
@@ -132,7 +196,8 @@ def train(
             path = Path(out) if epoch == epochs else snapshot_path(out, epoch)
             save_checkpoint(path, model, arch, masks, record)
             saved.append({"epoch": epoch, "path": str(path)})
-    return {
+    seconds = time.perf_counter() - t_start
+    result = {
         "model": str(out),
         "arch": arch_string(arch),
         "dataset": train_ds.name,
@@ -145,7 +210,33 @@ def train(
         "forgetting_events": int(events.sum()),
         "never_learned": int(never.sum()),
         "checkpoints": saved,
+        "history": history,
+        "seconds": {"total": seconds, "recording": record_seconds},
     }
+    if counter is not None:
+        from toolkit.store import open_store
+
+        with open_store(store) as s:
+            s.write(run, nodes={"Epoch": counter.frame(run)}, replace=["Epoch"])
+            result["store"] = s.location
+        result["run"] = run
+        result["epochs_recorded"] = counter.rows
+    return result
+
+
+def _initialise(model: nn.Module, init: str) -> None:
+    """Re-initialise Linear / Conv weights (Kaiming-normal for ReLU fan-in, or Xavier-uniform), biases 0."""
+    if init == "default":
+        return
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                if init == "kaiming":
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                else:
+                    nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    m.bias.zero_()
 
 
 MASK_STREAM = 0x6D61736B  # "mask": the masks' seed offset from the training seed
@@ -173,4 +264,5 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     if not len(y):
         return float("nan")
     model.eval()
-    return float((model(x).argmax(1) == y).float().mean())
+    hits = sum(int((model(x[i : i + 8192]).argmax(1) == y[i : i + 8192]).sum()) for i in range(0, len(y), 8192))
+    return hits / len(y)

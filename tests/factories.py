@@ -48,7 +48,7 @@ def mixed() -> nn.Module:
 
 
 class NoActivations(nn.Module):
-    """Uses functional ReLU only: nothing for the recorder to hook."""
+    """Two Linear layers and no activation: no pattern to record."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,7 +56,7 @@ class NoActivations(nn.Module):
         self.b = nn.Linear(8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.b(F.relu(self.a(x)))
+        return self.b(self.a(x))
 
 
 def no_activations() -> nn.Module:
@@ -64,7 +64,7 @@ def no_activations() -> nn.Module:
 
 
 class SharedRelu(nn.Module):
-    """One nn.ReLU module called for two layers: layer numbers would be ambiguous."""
+    """One nn.ReLU module called for two layers: each call is its own hidden layer."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,6 +79,65 @@ class SharedRelu(nn.Module):
 
 def shared_relu() -> nn.Module:
     return SharedRelu()
+
+
+def sigmoid_mix() -> nn.Module:
+    """ReLU then Sigmoid (node 3): not piecewise-linear, refused at ingest."""
+    return nn.Sequential(nn.Linear(FEATURES, 8), nn.ReLU(), nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 3))
+
+
+class Functional(nn.Module):
+    """Functional activations, a residual add and a shared ReLU module called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(FEATURES, 8)
+        self.b = nn.Linear(8, 8)
+        self.c = nn.Linear(8, 3)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.a(x))
+        h = h + F.leaky_relu(self.b(h), 0.2)
+        return self.c(self.act(h))
+
+    @torch.no_grad()
+    def states(self, x: torch.Tensor) -> list[np.ndarray]:
+        z1 = self.a(x)
+        h = z1.clamp(min=0)
+        z2 = self.b(h)
+        z3 = h + torch.where(z2 > 0, z2, 0.2 * z2)
+        return [(z > 0).int().numpy() for z in (z1, z2, z3)]
+
+
+def functional() -> nn.Module:
+    return Functional()
+
+
+class Residual(nn.Module):
+    """A small residual MLP: h + W relu(V h) twice between ReLU layers (seeded, wide weights)."""
+
+    def __init__(self, d: int = 64, w: int = 7, classes: int = 10, seed: int = 5) -> None:
+        super().__init__()
+        self.inp = nn.Linear(d, w)
+        self.a1, self.b1 = nn.Linear(w, w), nn.Linear(w, w)
+        self.a2, self.b2 = nn.Linear(w, w), nn.Linear(w, w)
+        self.out = nn.Linear(w, classes)
+        self.r0, self.r1, self.r2, self.r3 = nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU()
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.6 if "weight" in name else 0.3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.r0(self.inp(x))
+        h = h + self.b1(self.r1(self.a1(h)))
+        h = h + self.b2(self.r2(self.a2(h)))
+        return self.out(self.r3(h))
+
+
+def residual() -> nn.Module:
+    return Residual()
 
 
 def synthetic(n: int = 600, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

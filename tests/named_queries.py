@@ -10,10 +10,12 @@ RUNS = ["digits-train", "digits-test"]
 
 PARAMS: dict[str, dict] = {
     "apd_next": {"run": RUN},
+    "activates_counts": {},
     "apd_predicts": {"run": RUN},
     "blanket_instances": {"run": RUN, "label": 3, "coverage": 0.8},
     "blankets": {"run": RUN},
     "cluster_sizes": {"run": RUN},
+    "epochs": {"run": RUN},
     "flows": {"run": RUN, "layers": [2, 3], "l1": 2, "l2": 3, "l3": 3, "l4": 3, "l5": 3, "l6": 3, "min_strength": 1,
               "label": -1},
     "instance_hardness": {"run": RUN},
@@ -25,6 +27,7 @@ PARAMS: dict[str, dict] = {
     "plane_blankets": {"run": RUN},
     "planes": {"run": RUN},
     "patterns": {"run": RUN},
+    "pending_writes": {},
     "run_meta": {"run": RUN},
     "runs": {},
     "transitions": {"run": RUN},

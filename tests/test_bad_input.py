@@ -29,7 +29,7 @@ NO_RUN = "no run named"
 ROWS: list[tuple[str, list[str], str]] = [
     # missing, corrupt and unwritable paths
     ("ingest-missing-model", ["ingest", "{tmp}/nope.pt", "--run", "x", "--store", "{store}"], "no model file at"),
-    ("ingest-corrupt-model", ["ingest", "{corrupt}", "--run", "x", "--store", "{store}"], "cannot load"),
+    ("ingest-corrupt-model", ["ingest", "{corrupt}", "--run", "x", "--store", "{store}"], "is not a PyTorch checkpoint"),
     ("ingest-model-is-dir", ["ingest", "{tmp}", "--run", "x", "--store", "{store}"], "is a directory"),
     ("cypher-missing-store", ["cypher", "MATCH (n) RETURN count(n) AS n", "--store", "{tmp}/none.lbug"], "no store at"),
     ("cypher-corrupt-store", ["cypher", "MATCH (n) RETURN count(n) AS n", "--store", "{corrupt}"], "cannot open store"),

@@ -185,7 +185,7 @@ def test_user_mistakes_are_one_line_and_write_nothing(files, apd, tmp_path):
     assert "no model file" in _refused(apd, "ingest", str(tmp_path / "missing.pt"), "--run", "r")
     assert "does not fit the model of factory factories:mixed" in _refused(
         apd, "ingest", plain, "--factory", "factories:mixed", "--dataset", f"npz:{files / 'blobs.npz'}", "--run", "r")
-    assert "no piecewise-linear activation modules" in _refused(
+    assert "no piecewise-linear activations" in _refused(
         apd, "ingest", plain, "--factory", "factories:no_activations", "--dataset", f"npz:{files / 'blobs.npz'}",
         "--run", "r")
     assert "NaN or inf" in _refused(apd, "ingest", digits, "--dataset", f"npz:{tmp_path / 'nan.npz'}", "--run", "r")
@@ -197,6 +197,14 @@ def test_user_mistakes_are_one_line_and_write_nothing(files, apd, tmp_path):
     assert "not an apd checkpoint" in _refused(apd, "ingest", mixed, "--run", "r")
     assert "cannot import factory module" in _refused(apd, "ingest", mixed, "--factory", "nowhere:fn", "--run", "r")
     assert "run name" in _refused(apd, "ingest", digits, "--run", "bad name")
+    # mixed activations are refused at ingest, naming the node; a text file is not a checkpoint
+    torch.save(factories.sigmoid_mix().state_dict(), tmp_path / "sigmoid.pt")
+    assert _refused(apd, "ingest", str(tmp_path / "sigmoid.pt"), "--factory", "factories:sigmoid_mix",
+                    "--dataset", f"npz:{files / 'blobs.npz'}", "--run", "r") == \
+        "Error: layer 3 (Sigmoid) is not piecewise-linear"
+    (tmp_path / "README.md").write_text("# not a model\n")
+    assert _refused(apd, "ingest", str(tmp_path / "README.md"), "--run", "r") == \
+        f"Error: {tmp_path / 'README.md'} is not a PyTorch checkpoint (neither a torch zip archive nor a pickle)"
 
 
 def test_human_output(files, apd):

@@ -1,22 +1,24 @@
-"""Recording: bit packing, Hardtanh states, hooks, chunk merging, keys, refusals."""
+"""Recording: bit packing, Hardtanh states, fx packing nodes, chunk merging, keys, refusals."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import factories
 from loaders import record as record_mod
 from loaders.datasets import load_dataset
-from loaders.models import build_mlp, pl_layers
-from loaders.record import decode_bits, pack, pattern_keys, record
+from loaders.models import build_mlp
+from loaders.record import decode_bits, pack, pattern_bits, pattern_keys, record
+from toolkit.piecewise import trace
 from toolkit.errors import ApdError
 
 
 def test_relu_bits_are_strict_and_msb_first():
     z = torch.tensor([[1.0, -1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 5.0], [0.0] * 9])
-    packed = pack(z, "relu", nn.ReLU())
+    packed = pack(pattern_bits(z, trace(nn.Sequential(nn.ReLU())).ops[0]))
     assert packed.shape == (2, 8) and packed.dtype == torch.uint8  # 9 bits -> one 64-bit word
     assert packed[0, :2].tolist() == [0b10010000, 0b10000000] and packed[1].sum() == 0
     assert packed[0, 2:].sum() == 0
@@ -24,7 +26,7 @@ def test_relu_bits_are_strict_and_msb_first():
 
 def test_hardtanh_three_states_two_bits():
     z = torch.tensor([[-2.0, -1.0, 0.3, 1.0, 1.5]])
-    packed = pack(z, "hardtanh", nn.Hardtanh())
+    packed = pack(pattern_bits(z, trace(nn.Sequential(nn.Hardtanh())).ops[0]))
     # (z > -1, z > 1) per neuron: low 00, low 00 (at the kink), linear 10, linear 10, high 11
     assert packed[0, :2].tolist() == [0b00001010, 0b11000000]
     assert decode_bits([f"{packed[0, 0]:02x}{packed[0, 1]:02x}"], 5, "hardtanh").tolist() == [[0, 0, 1, 1, 2]]
@@ -84,21 +86,24 @@ def test_keys_are_deterministic_and_collisions_raise(monkeypatch):
         rec.layers[0].keys()
 
 
-def test_hooks_are_removed_even_when_the_forward_fails():
+def test_recording_leaves_the_model_untouched_even_when_the_forward_fails():
     model = build_mlp(64, [8, 8], 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    names = [n for n, _ in model.named_modules()]
     with pytest.raises(ApdError, match="rejects inputs with 5 features"):
         record(model, np.zeros((10, 5), dtype=np.float32), device="cpu")
-    assert all(not pl.module._forward_pre_hooks for pl in pl_layers(model))
     record(model, np.zeros((10, 64), dtype=np.float32), device="cpu")
-    assert all(not pl.module._forward_pre_hooks for pl in pl_layers(model))
+    assert [n for n, _ in model.named_modules()] == names  # packing nodes live in a traced copy of the graph
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_refusals():
     x = factories.synthetic(20)[0]
-    with pytest.raises(ApdError, match="no piecewise-linear activation modules"):
+    with pytest.raises(ApdError, match="no piecewise-linear activations"):
         record(factories.no_activations(), x, device="cpu")
-    with pytest.raises(ApdError, match="'act' runs 2 times per forward pass"):
-        record(factories.shared_relu(), x, device="cpu")
+    with pytest.raises(ApdError, match=r"layer 3 \(Sigmoid\) is not piecewise-linear"):
+        record(factories.sigmoid_mix(), x, device="cpu")
     broken = build_mlp(factories.FEATURES, [4], 3)
     with torch.no_grad():
         broken.fc1.weight[0, 0] = float("nan")
@@ -106,3 +111,56 @@ def test_refusals():
         record(broken, x, device="cpu")
     with pytest.raises(ApdError, match="unknown device"):
         record(broken, x, device="tpu")
+
+
+def test_functional_residual_and_shared_modules_are_read_from_the_graph():
+    model = factories.functional()
+    x, _ = factories.synthetic()
+    rec = record(model, x, batch_size=128, device="cpu")
+    assert [(r.name, r.kind) for r in rec.layers] == [("act", "relu"), ("leaky_relu", "leaky_relu"), ("act_1", "relu")]
+    for layer, states in zip(rec.layers, model.states(torch.from_numpy(x))):
+        decoded = decode_bits(layer.bits(), layer.neurons, layer.kind)
+        assert np.array_equal(decoded[rec.ids[:, layer.layer - 1]], states)
+
+
+def _hook_masks(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
+    """Forward pre-hooks' `> 0` masks of every ReLU module's input: the independent oracle."""
+    seen: list[np.ndarray] = []
+    handles = [m.register_forward_pre_hook(lambda _m, args: seen.append((args[0] > 0).flatten(1).int().numpy()))
+               for m in model.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def test_lenet_conv_patterns_equal_forward_hook_masks():
+    from loaders.models import build_lenet5
+
+    torch.manual_seed(0)
+    model = build_lenet5(10).eval()
+    x = np.random.default_rng(0).random((300, 784), dtype=np.float32)
+    rec = record(model, x, batch_size=300, chunk=150, device="cpu")  # two chunks merged
+    masks = _hook_masks(model, torch.from_numpy(x))
+    assert [(r.name, r.neurons) for r in rec.layers] == [("act1", 6 * 28 * 28), ("act2", 16 * 10 * 10),
+                                                         ("act3", 120), ("act4", 84)]
+    for layer, mask in zip(rec.layers, masks):
+        decoded = decode_bits(layer.bits(), layer.neurons, layer.kind)
+        assert np.array_equal(decoded[rec.ids[:, layer.layer - 1]], mask)
+        assert layer.patterns == len(np.unique(mask, axis=0))
+
+
+def test_maxpool_pattern_is_the_window_argmax():
+    model = nn.Sequential(nn.Unflatten(1, (2, 4, 6)), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 3))
+    x = np.random.default_rng(1).normal(size=(50, 48)).astype(np.float32)
+    rec = record(model, x, device="cpu")
+    (layer,) = rec.layers
+    assert (layer.kind, layer.neurons) == ("maxpool", 48)
+    # brute force: in every 2x2 window of every channel, the position of the first maximum
+    win = torch.from_numpy(x).view(50, 2, 2, 2, 3, 2).permute(0, 1, 2, 4, 3, 5).reshape(50, 2, 2, 3, 4)
+    first = F.one_hot(win.argmax(-1), 4).view(50, 2, 2, 3, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(50, 48)
+    decoded = decode_bits(layer.bits(), 48, "maxpool")[rec.ids[:, 0]]
+    assert np.array_equal(decoded, first.numpy()) and (decoded.sum(1) == 12).all()

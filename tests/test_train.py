@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -111,3 +112,70 @@ def test_cli_train(tmp_path):
     assert bad.exit_code == 1 and bad.stderr.strip() == (
         "Error: --hidden takes comma-separated integers, e.g. 32,32,32 (got '8,x')"
     )
+
+
+def test_record_every_then_evolution_gives_the_per_epoch_table(apd, tmp_path):
+    """Counts stored in training equal an independent recount from snapshots of the same epochs."""
+    from loaders.datasets import load_dataset
+    from loaders.record import record
+
+    out = tmp_path / "e.pt"
+    info = apd.json("train", "--dataset", "digits", "--hidden", "12,12,12", "--epochs", "4", "--out", str(out),
+                    "--snapshots", "2,3", "--record-every", "1", "--run", "ev", "--device", "cpu", "--batch-size", "128")
+    assert len(info["history"]["loss"]) == 4 and info["run"] == "ev"
+    table = apd.json("evolution", "--run", "ev")
+    assert [r["epoch"] for r in table] == [0, 1, 2, 3, 4]
+    # the Cypher read-back equals the rows the trainer counted (pandas pivot of the --json rows)
+    rows = pd.DataFrame(info["epochs_recorded"])
+    wide = rows.pivot(index="epoch", columns="layer", values="patterns")
+    for r in table:
+        assert [r[f"layer_{k}"] for k in (1, 2, 3)] == wide.loc[r["epoch"]].tolist()
+        assert r["split"] == "train" and r["instances"] == 1347
+    # independent: record the snapshots / final model over the train split
+    x = load_dataset("digits", "train").x
+    y = load_dataset("digits", "train").y
+    for epoch, path in [(2, snapshot_path(out, 2)), (3, snapshot_path(out, 3)), (4, out)]:
+        rec = record(load_model(path), x, device="cpu")
+        row = next(r for r in table if r["epoch"] == epoch)
+        assert [layer.patterns for layer in rec.layers] == [row["layer_1"], row["layer_2"], row["layer_3"]]
+        assert row["accuracy"] == pytest.approx(float((rec.pred == y).mean()))
+    assert table[-1]["loss"] < table[0]["loss"]
+    # re-running replaces the run's Epoch nodes; a re-ingest under the same name keeps them
+    apd.json("train", "--dataset", "digits", "--hidden", "12,12,12", "--epochs", "2", "--out", str(out),
+             "--record-every", "2", "--run", "ev", "--record-split", "test", "--device", "cpu")
+    again = apd.json("evolution", "--run", "ev")
+    assert [(r["epoch"], r["split"], r["instances"]) for r in again] == [(0, "test", 450), (2, "test", 450)]
+    apd.json("ingest", str(out), "--run", "ev", "--device", "cpu")
+    assert len(apd.json("evolution", "--run", "ev")) == 2
+    assert apd.json("drop", "--run", "ev")["nodes_removed"] > 0
+    result = apd("evolution", "--run", "ev", ok=False)
+    assert result.exit_code == 1 and "has no recorded epochs" in result.stderr
+
+
+def test_train_option_mistakes_are_one_line(apd, tmp_path):
+    for args, message in [
+        (["--record-every", "1"], "--record-every N and --run NAME go together"),
+        (["--arch", "lenet5"], "--arch lenet5 takes 28x28 images (784 features), the data has 64"),
+        (["--momentum", "0.9"], "--momentum applies to --optimizer sgd only"),
+        (["--record-every", "1", "--run", "bad name"], "run name 'bad name'"),
+    ]:
+        result = apd("train", "--epochs", "1", "--out", str(tmp_path / "m.pt"), *args, ok=False)
+        assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = apd("evolution", ok=False)
+    assert result.exit_code == 1 and "exactly one of --runs GLOB" in result.stderr
+
+
+def test_old_mlp_checkpoints_still_load(tmp_path):
+    """A checkpoint in the apd-mlp/1 format (before conv nets) loads as the same MLP."""
+    from loaders.models import build_mlp
+
+    torch.manual_seed(0)
+    model = build_mlp(64, [5], 10)
+    old = {"format": "apd-mlp/1", "arch": {"in_dim": 64, "hidden": [5], "out_dim": 10, "activation": "relu",
+                                           "negative_slope": 0.01, "density": 1.0},
+           "state_dict": model.state_dict(), "masks": {}, "record": {"epoch": 7}}
+    torch.save(old, tmp_path / "old.pt")
+    loaded = load(tmp_path / "old.pt")
+    assert loaded.arch == "64-5-10 relu" and loaded.epoch == 7
+    x = torch.randn(4, 64)
+    assert torch.equal(loaded.model(x), model(x))

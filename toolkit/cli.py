@@ -273,7 +273,9 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
 
 @main.command("train")
 @click.option("--dataset", default="digits", show_default=True, help="digits, mnist, fashion-mnist or npz:PATH.")
-@click.option("--hidden", default="32,32,32", show_default=True, help="Hidden widths, comma-separated.")
+@click.option("--arch", type=click.Choice(["mlp", "lenet5"]), default="mlp", show_default=True,
+              help="mlp (--hidden widths) or lenet5 (conv-act-avgpool x2, fc 120-84; 28x28 images).")
+@click.option("--hidden", default="32,32,32", show_default=True, help="Hidden widths, comma-separated (mlp).")
 @click.option("--epochs", default=30, show_default=True, type=int)
 @click.option("--out", default="model.pt", show_default=True, help="Checkpoint path (final epoch).")
 @click.option("--snapshots", default=None, metavar="E1,E2", help="Also save checkpoints at these epochs (out@eN.pt).")
@@ -281,25 +283,44 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
 @click.option("--density", default=1.0, show_default=True, type=float, help="Keep this share of weights (fixed random masks).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--lr", default=None, type=float, help="Learning rate [default: adam 1e-3, sgd 0.1].")
+@click.option("--momentum", default=0.0, show_default=True, type=float, help="SGD momentum.")
+@click.option("--weight-decay", default=0.0, show_default=True, type=float, help="L2 weight decay.")
+@click.option("--init", type=click.Choice(["default", "kaiming", "xavier"]), default="default", show_default=True,
+              help="Weight initialisation (biases 0 unless default).")
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--record-every", default=0, show_default=True, type=int,
+              help="Count distinct patterns per layer every N epochs (and at epoch 0); needs --run.")
+@click.option("--record-split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--run", "run", default=None, help="Run whose Epoch nodes receive the counts (`apd evolution --run`).")
 @_data_dir_option
+@store_option
 @json_option
-def train_cmd(dataset: str, hidden: str, epochs: int, out: str, snapshots: str | None, activation: str, density: float,
-              optimizer: str, lr: float | None, batch_size: int, seed: int, data_dir: str | None, as_json: bool) -> None:
-    """Train an MLP on a dataset's train split, tracking forgetting events.
+def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snapshots: str | None, activation: str,
+              density: float, optimizer: str, lr: float | None, momentum: float, weight_decay: float, init: str,
+              batch_size: int, seed: int, device: str, record_every: int, record_split: str, run: str | None,
+              data_dir: str | None, store: str | None, as_json: bool) -> None:
+    """Train an MLP or LeNet-5 on a dataset's train split, tracking forgetting events.
 
     Example: apd train --dataset digits --hidden 32,32,32 --epochs 50 --out digits.pt --snapshots 10,25
+    Per-epoch evolution: apd train --dataset mnist --hidden 40,40,40 --epochs 10 --record-every 1 --run m40
     """
     from loaders.train import train
 
     out_info = train(dataset, numbers(hidden, "--hidden"), epochs, out, numbers(snapshots, "--snapshots") or [],
-                     activation, density, optimizer, lr, batch_size, seed, data_dir, progress=not as_json)
+                     activation, density, optimizer, lr, batch_size, seed, data_dir, progress=not as_json,
+                     arch=arch, momentum=momentum, weight_decay=weight_decay, init=init, device=device,
+                     record_every=record_every, record_split=record_split, run=run, store=store)
+    recorded = ""
+    if "run" in out_info:
+        recorded = (f"\nrecorded {len({r['epoch'] for r in out_info['epochs_recorded']})} epochs of run "
+                    f"{out_info['run']} -> {out_info['store']} (`apd evolution --run {out_info['run']}`)")
     emit(out_info, as_json, lambda: click.echo(
         f"{out_info['arch']} on {out_info['dataset']}, {epochs} epochs: train accuracy {out_info['train_accuracy']:.3f}, "
         f"test accuracy {out_info['test_accuracy']:.3f}, {out_info['forgetting_events']} forgetting events, "
         f"{out_info['never_learned']} never learned\n"
-        + "\n".join(f"saved epoch {c['epoch']}: {c['path']}" for c in out_info["checkpoints"])
+        + "\n".join(f"saved epoch {c['epoch']}: {c['path']}" for c in out_info["checkpoints"]) + recorded
     ))
 
 
@@ -455,18 +476,22 @@ def hardness(run: str, store: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--runs", "runs", required=True, metavar="GLOB", help="Run names, e.g. 'mnist32@e*'.")
+@click.option("--runs", "runs", default=None, metavar="GLOB", help="Snapshot run names, e.g. 'mnist32@e*'.")
+@click.option("--run", "run", default=None, help="A run trained with `apd train --record-every N --run NAME`.")
 @store_option
 @json_option
-def evolution(runs: str, store: str | None, as_json: bool) -> None:
-    """Distinct patterns per layer across snapshot runs, ordered by epoch.
+def evolution(runs: str | None, run: str | None, store: str | None, as_json: bool) -> None:
+    """Distinct patterns per layer by epoch: across snapshot runs (--runs) or recorded in training (--run).
 
-    Example: apd evolution --runs 'mnist32@e*'
+    Example: apd evolution --runs 'mnist32@e*'   or   apd evolution --run m40
     """
+    from toolkit.apd.evolution import epoch_table
     from toolkit.apd.evolution import evolution as table
 
+    if (runs is None) == (run is None):
+        raise ApdError("give exactly one of --runs GLOB (snapshot runs) and --run NAME (per-epoch counts)")
     with open_store(store, read_only=True) as s:
-        emit(table(s, runs), as_json)
+        emit(table(s, runs) if runs is not None else epoch_table(s, run), as_json)
 
 
 # --- regions commands (regions, geometry) -------------------------------------

@@ -13,6 +13,7 @@ CREATE NODE TABLE IF NOT EXISTS Neuron(uid STRING, run STRING, layer INT64, `ind
 CREATE NODE TABLE IF NOT EXISTS Blanket(uid STRING, run STRING, class INT64, coverage DOUBLE, greedy STRING, layer INT64, s DOUBLE, s_min DOUBLE, s_max DOUBLE, planes INT64, constraints INT64, base INT64, joint DOUBLE, samples INT64, PRIMARY KEY(uid));
 CREATE NODE TABLE IF NOT EXISTS Plane(uid STRING, run STRING, anchors STRING, box_area DOUBLE, regions INT64, dataset STRING, split STRING, scale DOUBLE, umin DOUBLE, umax DOUBLE, vmin DOUBLE, vmax DOUBLE, PRIMARY KEY(uid));
 CREATE NODE TABLE IF NOT EXISTS PendingWrite(uid STRING, run STRING, op STRING, tables STRING, started STRING, applied BOOLEAN, PRIMARY KEY(uid));
+CREATE NODE TABLE IF NOT EXISTS Epoch(uid STRING, run STRING, epoch INT64, layer INT64, patterns INT64, split STRING, instances INT64, loss DOUBLE, accuracy DOUBLE, PRIMARY KEY(uid));
 CREATE REL TABLE IF NOT EXISTS ACTIVATES(FROM Instance TO Pattern, layer INT64);
 CREATE REL TABLE IF NOT EXISTS NEXT(FROM Pattern TO Pattern, count INT64, errors INT64);
 CREATE REL TABLE IF NOT EXISTS PREDICTS(FROM Pattern TO Label, count INT64, errors INT64);

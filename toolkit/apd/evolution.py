@@ -1,4 +1,5 @@
-"""How the number of distinct patterns per layer changes across training snapshots."""
+"""How the number of distinct patterns per layer changes in training: across snapshot runs,
+or from the Epoch nodes `apd train --record-every` stores (no snapshot files needed)."""
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
@@ -20,3 +21,14 @@ def evolution(store: Store, runs: str) -> pd.DataFrame:
     wide.columns = [f"layer_{c}" for c in wide.columns]
     table = chosen[["run", "epoch", "instances", "accuracy"]].merge(wide.reset_index(), on="run", how="left")
     return table.sort_values(["epoch", "run"], ignore_index=True)
+
+
+def epoch_table(store: Store, run: str) -> pd.DataFrame:
+    """One row per recorded epoch of `run`: epoch, split, instances, loss, accuracy, patterns per layer."""
+    rows = store.query("epochs", run=run)
+    if rows.empty:
+        raise ApdError(f"run {run!r} has no recorded epochs: train it with `apd train --record-every N --run {run}`")
+    wide = rows.pivot(index="epoch", columns="layer", values="patterns").astype("int64")
+    wide.columns = [f"layer_{c}" for c in wide.columns]
+    meta = rows.drop_duplicates("epoch").set_index("epoch")[["split", "instances", "loss", "accuracy"]]
+    return meta.join(wide).reset_index().sort_values("epoch", ignore_index=True)

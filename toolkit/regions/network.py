@@ -1,9 +1,10 @@
-"""A piecewise-linear torch network as a list of float64 affine maps and activations.
+"""A piecewise-linear MLP chain as a list of float64 affine maps and activations.
 
-Every exact-geometry routine needs the same view of a model: affine map, activation,
-affine map, ..., affine map (logits). Consecutive affine layers (Linear, eval-mode
-BatchNorm1d, Dropout, Flatten, Identity) are composed into one map, so a hidden layer is
-exactly one activation.
+The region geometry routines and the MLP fast path of the partition engine need this view
+of a model: affine map, activation, affine map, ..., affine map (logits). Consecutive
+affine layers (Linear, eval-mode BatchNorm1d, Dropout, Flatten, Identity) are composed into
+one map, so a hidden layer is exactly one activation. Other graphs (conv nets, residual
+adds, functional activations) go through toolkit.regions.graph instead.
 """
 from __future__ import annotations
 
@@ -12,23 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from toolkit.piecewise import Activation, Traced, Unsupported, trace
+
 _AFFINE = (nn.Linear, nn.BatchNorm1d, nn.Dropout, nn.Flatten, nn.Identity)
-_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Hardtanh)
-
-
-@dataclass(frozen=True)
-class Activation:
-    """A piecewise-linear activation given by its breakpoints and per-piece slope/offset.
-
-    Neuron state = number of thresholds strictly below the pre-activation z, so a ReLU
-    state is 1 iff z > 0 and a Hardtanh state is 0 (z <= min), 1 (between), 2 (z >= max).
-    On piece s the output is slopes[s] * z + offsets[s].
-    """
-
-    name: str
-    thresholds: tuple[float, ...]
-    slopes: tuple[float, ...]
-    offsets: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -105,17 +92,6 @@ def apply(z: torch.Tensor, s: torch.Tensor, act: Activation) -> torch.Tensor:
     return z * slope + offset
 
 
-def _activation(module: nn.Module) -> Activation:
-    if isinstance(module, nn.LeakyReLU):
-        return Activation("LeakyReLU", (0.0,), (float(module.negative_slope), 1.0), (0.0, 0.0))
-    if isinstance(module, nn.Hardtanh):  # includes ReLU6
-        lo, hi = float(module.min_val), float(module.max_val)
-        if not lo < hi:
-            raise ValueError(f"Hardtanh needs min_val < max_val, got {lo}, {hi}")
-        return Activation("Hardtanh", (lo, hi), (0.0, 1.0, 0.0), (lo, 0.0, hi))
-    return Activation("ReLU", (0.0,), (0.0, 1.0), (0.0, 0.0))
-
-
 def _affine(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(W, b) of an affine leaf in float64, or None for an identity."""
     if isinstance(module, nn.Linear):
@@ -137,20 +113,43 @@ def _affine(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     return None
 
 
-def pl_network(model: nn.Module) -> PLNet:
-    """Read a torch model's leaf modules in order into a PLNet (float64, model's device).
+def is_chain(traced: Traced) -> bool:
+    """True when the graph is a chain of affine modules and activation modules (an MLP)."""
+    modules = dict(traced.graph.named_modules())
+    nodes = [n for n in traced.graph.graph.nodes if n.op not in ("placeholder", "output")]
+    prev = next(n for n in traced.graph.graph.nodes if n.op == "placeholder")
+    for node in nodes:
+        if node.op != "call_module" or node.args != (prev,) or node.kwargs:
+            return False
+        mod = modules[node.target]
+        if not isinstance(mod, _AFFINE) and (traced.op_of(node) is None or traced.op_of(node).kind == "maxpool"):
+            return False
+        prev = node
+    return True
 
-    Raises ValueError naming the first layer that is not piecewise-linear.
+
+def pl_network(model: nn.Module) -> PLNet:
+    """Read an MLP chain into a PLNet (float64, model's device).
+
+    Raises ValueError naming the first layer that is not piecewise-linear, or saying that
+    a piecewise-linear graph is not a chain (only `apd regions` takes those).
     """
-    leaves = [m for m in model.modules() if not list(m.children())]
+    traced = trace(model)
+    if not is_chain(traced):
+        raise Unsupported(f"{type(model).__name__} is not a chain of Linear and activation modules: "
+                         "region geometry takes MLPs only (`apd regions` takes conv and residual nets)")
     layers: list[Layer] = []
     w: torch.Tensor | None = None  # pending composed affine map, None = identity
     b: torch.Tensor | None = None
-    for i, module in enumerate(leaves):
-        if isinstance(module, _ACTIVATIONS):
+    modules = dict(traced.graph.named_modules())
+    nodes = [n for n in traced.graph.graph.nodes if n.op == "call_module"]
+    for i, node in enumerate(nodes):
+        module = modules[node.target]
+        op = traced.op_of(node)
+        if op is not None:
             if w is None:
                 raise ValueError(f"layer {i} ({type(module).__name__}) has no affine layer before it")
-            layers.append(Layer(w, b, _activation(module)))
+            layers.append(Layer(w, b, op.activation))
             w = b = None
         elif isinstance(module, _AFFINE):
             if isinstance(module, nn.Dropout) and module.training:
@@ -165,10 +164,6 @@ def pl_network(model: nn.Module) -> PLNet:
                 if mw.shape[1] != w.shape[0]:
                     raise ValueError(f"layer {i} ({type(module).__name__}) expects {mw.shape[1]} inputs, gets {w.shape[0]}")
                 w, b = mw @ w, mw @ b + mb
-        else:
-            raise ValueError(f"layer {i} ({type(module).__name__}) is not piecewise-linear")
-    if not layers:
-        raise ValueError("model has no piecewise-linear activations (ReLU, LeakyReLU, Hardtanh)")
     for j in range(1, len(layers)):
         if layers[j].weight.shape[1] != layers[j - 1].weight.shape[0]:
             raise ValueError(f"hidden layer {j} expects {layers[j].weight.shape[1]} inputs, gets {layers[j - 1].weight.shape[0]}")

@@ -22,10 +22,13 @@ from torch import nn
 from toolkit.device import resolve_device
 
 from . import polygons as pg
-from .network import Activation, PLNet, pieces, pl_network, state_of
+from .polygons import SNAP
+from toolkit.piecewise import trace
+
+from .graph import GraphEngineMixin, GraphProgram
+from .network import Activation, PLNet, is_chain, pieces, pl_network, state_of
 from .plane import Plane
 
-SNAP = 1e-12  # |z| <= SNAP * (scale of z over the box) counts as exactly 0
 
 
 @dataclass
@@ -335,6 +338,15 @@ class _Engine:
         return torch.stack([verts[edge], nxt[edge]], 1)
 
 
+class _GraphEngine(GraphEngineMixin, _Engine):
+    """Conv / residual graphs: the MLP engine's cuts, driven over the traced graph."""
+
+    def __init__(self, program: GraphProgram, scale: tuple[float, float], budget: int, chunk: int | None,
+                 decision: bool):
+        super().__init__(None, scale, budget, chunk, decision)
+        self.program = program
+
+
 def _crossing(verts: torch.Tensor, lines: torch.Tensor) -> torch.Tensor:
     """Which lines [n, 4, K] strictly cross which polygons [n, M, 2] (beyond the snap tolerance)."""
     z = torch.baddbmm(lines[:, 2:3], verts, lines[:, :2])
@@ -350,7 +362,10 @@ def partition(
     chunk: int | None = None,
     budget: int | None = None,
 ) -> Partition:
-    """Exact activation regions of `model` (Linear/ReLU/LeakyReLU/Hardtanh/...) on `plane`'s box.
+    """Exact activation regions of `model` on `plane`'s box.
+
+    Any piecewise-linear graph torch.fx can trace (toolkit.piecewise): MLP chains take the
+    fast path below, conv nets and residual adds the graph engine (toolkit.regions.graph).
 
     device: 'cpu', 'cuda' or 'auto'. decision: also clip regions by the argmax of the logits
     (Partition.decision). chunk: regions cut together per slice; by default derived from
@@ -359,28 +374,40 @@ def partition(
     """
     t0 = time.perf_counter()
     dev = resolve_device(device)
-    net = pl_network(model).to(dev)
-    if plane.origin.shape[0] != net.in_features:
-        raise ValueError(f"plane lives in {plane.origin.shape[0]} dimensions, the model takes {net.in_features}")
+    chain = is_chain(trace(model))
     if budget is None:
         budget = 2**24 if dev.type == "cuda" else 2**20
     origin = torch.as_tensor(plane.origin, dtype=torch.float64, device=dev)
     basis = torch.as_tensor(plane.basis, dtype=torch.float64, device=dev)
-    first = net.layers[0]
-    a1 = basis @ first.weight.T  # the plane folded into the first layer
-    c1 = first.weight @ origin + first.bias
     umin, umax, vmin, vmax = plane.box
     box = torch.tensor([[umin, vmin], [umax, vmin], [umax, vmax], [umin, vmax]], dtype=torch.float64, device=dev)
-    engine = _Engine(net, (max(abs(umin), abs(umax)), max(abs(vmin), abs(vmax))), budget, chunk, decision)
+    scale = (max(abs(umin), abs(umax)), max(abs(vmin), abs(vmax)))
+    if chain:
+        net = pl_network(model).to(dev)
+        if plane.origin.shape[0] != net.in_features:
+            raise ValueError(f"plane lives in {plane.origin.shape[0]} dimensions, the model takes {net.in_features}")
+        widths, classes = net.widths, net.out_weight.shape[0]
+        first = net.layers[0]
+        a1 = basis @ first.weight.T  # the plane folded into the first layer
+        c1 = first.weight @ origin + first.bias
+        engine = _Engine(net, scale, budget, chunk, decision)
+    else:
+        program = GraphProgram(model, plane.origin.shape[0], dev)
+        widths, classes = program.widths, program.classes
+        engine = _GraphEngine(program, scale, budget, chunk, decision)
     with torch.no_grad():
-        out = engine.run(box, a1, c1)
+        if chain:
+            out = engine.run(box, a1, c1)
+        else:
+            out = _Out()
+            engine.run_graph(box, torch.cat([origin[None], basis]), out)
         width = max(v.shape[1] for v in out.verts)
         out.verts = [pg.repad(v, k, width) for v, k in zip(out.verts, out.counts)]
         verts = _drain(out.verts)
         counts = _drain(out.counts)
         dec = None
         if decision:
-            dec = _decision(out, net.out_weight.shape[0])
+            dec = _decision(out, classes)
         result = Partition(
             plane=plane,
             vertices=verts.cpu(),
@@ -388,7 +415,7 @@ def partition(
             area=pg.areas(verts).cpu(),
             pattern=_drain(out.pattern).cpu(),
             label=_drain(out.label).cpu(),
-            widths=net.widths,
+            widths=widths,
             seconds=0.0,
             decision=dec,
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+SNAP = 1e-12  # |z| <= SNAP * (scale of z over the box) counts as exactly 0
+
 
 def valid_mask(counts: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=counts.device) < counts[:, None]

@@ -66,7 +66,15 @@ def store_bytes(path: str | os.PathLike) -> int:
     """Bytes of a LadybugDB store: the main file and its side files (.wal, .shadow, ...)."""
     p = Path(path)
     files = [p, *p.parent.glob(p.name + ".*")] if p.parent.is_dir() else []
-    return sum(f.stat().st_size for f in files if f.is_file())
+    return sum(_size(f) for f in files)
+
+
+def _size(f: Path) -> int:
+    """A side file's size; 0 once LadybugDB has removed it (lock and intent files come and go)."""
+    try:
+        return f.stat().st_size if f.is_file() else 0
+    except FileNotFoundError:
+        return 0
 
 
 class Watchdog:
