@@ -85,8 +85,8 @@ def train(
         raise ApdError(f"unknown architecture {arch!r}: use {', '.join(ARCHS)}")
     if init not in INITS:
         raise ApdError(f"unknown --init {init!r}: use {', '.join(INITS)}")
-    if momentum < 0 or weight_decay < 0:
-        raise ApdError(f"--momentum and --weight-decay must be >= 0 (got {momentum}, {weight_decay})")
+    if not (momentum >= 0 and weight_decay >= 0 and math.isfinite(momentum) and math.isfinite(weight_decay)):
+        raise ApdError(f"--momentum and --weight-decay must be finite and >= 0 (got {momentum}, {weight_decay})")
     if momentum and optimizer != "sgd":
         raise ApdError("--momentum applies to --optimizer sgd only")
     if record_every < 0:
@@ -97,6 +97,12 @@ def train(
         raise ApdError("--record-every N and --run NAME go together: the counts are stored as the run's Epoch nodes")
     if run is not None and not _RUN_NAME.fullmatch(run):
         raise ApdError(f"run name {run!r} may only hold letters, digits and . _ @ + -")
+    if record_every:
+        from toolkit.store import store_location
+
+        where = store_location(store)
+        if "://" not in where:  # a store path that cannot be written fails now, not after training
+            writable_path(where, "--store")
     dev = resolve_device(device)
     lr = OPTIMIZERS[optimizer] if lr is None else lr
     if not (math.isfinite(lr) and lr > 0):  # torch's own ValueError would surface as a traceback
