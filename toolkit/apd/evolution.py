@@ -8,6 +8,7 @@ import pandas as pd
 
 from toolkit.errors import ApdError
 from toolkit.store import Store
+from toolkit.store.base import StoreError
 
 
 def evolution(store: Store, runs: str) -> pd.DataFrame:
@@ -25,7 +26,12 @@ def evolution(store: Store, runs: str) -> pd.DataFrame:
 
 def epoch_table(store: Store, run: str) -> pd.DataFrame:
     """One row per recorded epoch of `run`: epoch, split, instances, loss, accuracy, patterns per layer."""
-    rows = store.query("epochs", run=run)
+    try:
+        rows = store.query("epochs", run=run)
+    except StoreError as exc:  # a store made before Epoch nodes existed has no Epoch table
+        if "Epoch does not exist" not in str(exc):
+            raise
+        rows = pd.DataFrame()
     if rows.empty:
         raise ApdError(f"run {run!r} has no recorded epochs: train it with `apd train --record-every N --run {run}`")
     wide = rows.pivot(index="epoch", columns="layer", values="patterns").astype("int64")
