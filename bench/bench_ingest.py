@@ -88,7 +88,7 @@ def main() -> None:
         ("frames (uids, counts, NEXT/PREDICTS)", f"{t_frames:.3f} s", f"{edges:,} edges"),
         ("embedded write, fresh run", f"{t_write:.3f} s", "target <= 3 s (with frames)"),
         ("ingest = frames + write", f"{t_frames + t_write:.3f} s", f"{n / (t_frames + t_write):,.0f} inst/s"),
-        ("embedded write, replacing the run", f"{t_rewrite:.3f} s", "delete + write, one transaction"),
+        ("embedded write, replacing the run", f"{t_rewrite:.3f} s", "marker, delete, write (toolkit/store/pending.py)"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>14}  note")
