@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import best  # noqa: E402
 from tests.apd_synthetic import hierarchical, write_run  # noqa: E402
 from toolkit.apd.clusters import split_run  # noqa: E402
 from toolkit.apd.flows import pandas_flows, query_flows  # noqa: E402
@@ -26,15 +27,6 @@ from toolkit.apd.splitting import EPS, split  # noqa: E402
 from toolkit.store import open_store  # noqa: E402
 
 N, LAYERS = 60_000, 5
-
-
-def best(fn, repeat: int = 3) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
 
 
 def entropy(series: pd.Series) -> float:

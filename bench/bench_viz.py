@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import plotly.io as pio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import best  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_regions import anchors, digits784, make_net  # noqa: E402
 from tests.apd_synthetic import hierarchical  # noqa: E402
@@ -26,15 +26,6 @@ from toolkit.store import open_store  # noqa: E402
 from toolkit.viz.plane import plane_picture, save_picture  # noqa: E402
 from toolkit.viz.report import build_report  # noqa: E402
 from toolkit.viz.sankey import sankey_data, sankey_figure  # noqa: E402
-
-
-def best(fn, repeat: int = 3) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
 
 
 def main() -> None:

@@ -169,3 +169,18 @@ def mlp(arch: list[int], act=nn.ReLU, seed: int = 0) -> nn.Sequential:
         if i < len(arch) - 2:
             mods.append(act())
     return nn.Sequential(*mods)
+
+
+def module_inputs(model: nn.Module, x: torch.Tensor, kinds: tuple[type, ...]) -> list[tuple[nn.Module, torch.Tensor]]:
+    """(module, input) of every module of these kinds, in call order, seen by forward pre-hooks
+    that are always removed: the independent oracle the recorded and partitioned patterns meet."""
+    seen: list[tuple[nn.Module, torch.Tensor]] = []
+    handles = [m.register_forward_pre_hook(lambda m, args: seen.append((m, args[0])))
+               for m in model.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen

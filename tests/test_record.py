@@ -125,16 +125,7 @@ def test_functional_residual_and_shared_modules_are_read_from_the_graph():
 
 def _hook_masks(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
     """Forward pre-hooks' `> 0` masks of every ReLU module's input: the independent oracle."""
-    seen: list[np.ndarray] = []
-    handles = [m.register_forward_pre_hook(lambda _m, args: seen.append((args[0] > 0).flatten(1).int().numpy()))
-               for m in model.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen
+    return [(z > 0).flatten(1).int().numpy() for _, z in factories.module_inputs(model, x, (nn.ReLU,))]
 
 
 def test_lenet_conv_patterns_equal_forward_hook_masks():

@@ -53,16 +53,8 @@ def _init(model: nn.Module, seed: int) -> nn.Module:
 
 def hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Forward hooks' `> 0` masks at every activation module, concatenated (the oracle)."""
-    seen: list[torch.Tensor] = []
-    handles = [m.register_forward_pre_hook(lambda _m, args: seen.append((args[0] > 0).flatten(1)))
-               for m in model.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return torch.cat(seen, 1).numpy().astype(np.int8)
+    seen = factories.module_inputs(model, x, (nn.ReLU, nn.LeakyReLU))
+    return torch.cat([(z > 0).flatten(1) for _, z in seen], 1).numpy().astype(np.int8)
 
 
 def check_against_brute_force(model: nn.Module, d: int, seed: int, grid: int = 120, plane=None, part=None) -> int:
@@ -127,24 +119,13 @@ def test_graph_engine_gives_the_chain_engines_regions():
 def _pool_hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Oracle for ReLU + MaxPool2d nets: `> 0` masks, and each window's first argmax from torch's own indices."""
     seen: list[torch.Tensor] = []
-
-    def relu(_m, args):
-        seen.append((args[0] > 0).flatten(1))
-
-    def pool(m, args):
-        x = args[0]
-        _, idx = F.max_pool2d(x, m.kernel_size, m.stride, m.padding, return_indices=True)
-        sel = torch.zeros(x.shape[0], x.shape[1], x[0, 0].numel(), dtype=torch.bool)
+    for m, z in factories.module_inputs(model, x, (nn.ReLU, nn.MaxPool2d)):
+        if isinstance(m, nn.ReLU):
+            seen.append((z > 0).flatten(1))
+            continue
+        _, idx = F.max_pool2d(z, m.kernel_size, m.stride, m.padding, return_indices=True)
+        sel = torch.zeros(z.shape[0], z.shape[1], z[0, 0].numel(), dtype=torch.bool)
         seen.append(sel.scatter_(2, idx.flatten(2), True).flatten(1))
-
-    handles = [m.register_forward_pre_hook(relu if isinstance(m, nn.ReLU) else pool)
-               for m in model.modules() if isinstance(m, (nn.ReLU, nn.MaxPool2d))]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
     return torch.cat(seen, 1).numpy().astype(np.int8)
 
 

@@ -66,6 +66,20 @@ class Real(click.FloatRange):
 SCALE = Real(min=0, min_open=True)
 
 
+def device_option(f: Callable) -> Callable:
+    return click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")(f)
+
+
+def data_dir_option(f: Callable) -> Callable:
+    return click.option("--data-dir", default=None, metavar="DIR",
+                        help="Data cache (for mnist / fashion-mnist runs).")(f)
+
+
+def scale_option(f: Callable) -> Callable:
+    return click.option("--scale", default=1.2, show_default=True, type=SCALE,
+                        help="Box half-side as a multiple of the anchors' largest offset.")(f)
+
+
 def wait_option(f: Callable) -> Callable:
     """`--wait SECONDS` for every command that writes the store: how long to wait for another writer."""
     return click.option(
@@ -289,7 +303,7 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
               help="Weight initialisation (biases 0 unless default).")
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--record-every", default=0, show_default=True, type=int,
               help="Count distinct patterns per layer every N epochs (and at epoch 0); needs --run.")
 @click.option("--record-split", type=click.Choice(["train", "test"]), default="train", show_default=True)
@@ -329,7 +343,7 @@ def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snaps
 @click.option("--dataset", default="digits", show_default=True, help="digits, mnist, fashion-mnist or npz:PATH.")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="train", show_default=True)
 @click.option("--run", "run", required=True, help="Run name, e.g. mnist32@e50 (re-ingesting replaces it).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--batch-size", default=4096, show_default=True, type=int)
 @click.option("--factory", default=None, metavar="PKG.MODULE:FN", help="Build the model with FN(); MODEL is its state dict.")
 @_data_dir_option
@@ -500,10 +514,10 @@ def evolution(runs: str | None, run: str | None, store: str | None, as_json: boo
 @main.command()
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--scale", default=1.2, show_default=True, type=SCALE, help="Box half-side as a multiple of the anchors' largest offset.")
+@device_option
+@scale_option
 @click.option("--box", default=None, metavar="UMIN,UMAX,VMIN,VMAX", help="Explicit box in plane coordinates.")
-@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@data_dir_option
 @click.option("--save", is_flag=True, help="Store the plane as a Plane node of the run (for `apd mbh --planes-from`).")
 @store_option
 @json_option
@@ -528,11 +542,11 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
 
 @main.command()
 @click.option("--run", "run", required=True, help="Run name.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--inradius", "with_inradius", is_flag=True,
               help="Also solve one Chebyshev-centre LP per instance (about 0.02 s each in 64-d, 0.6 s in 784-d).")
 @click.option("--segment", default=None, metavar="I,J", help="Only count the regions crossed between two instances.")
-@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@data_dir_option
 @store_option
 @wait_option
 @json_option
@@ -582,7 +596,7 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
 @click.option("--coverage", default=None, type=float,
               help="Coverage of the blanket drawn on the MBH plane [default: 0.8 if stored, else the first stored].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (plane partition).")
-@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@data_dir_option
 @store_option
 @json_option
 def report(run: str, out: str, label: int | None, instances: int, runs: str | None, max_nodes: int, seed: int,
@@ -621,10 +635,9 @@ def plot() -> None:
 @click.option("--class", "class_", default=None, type=int, help="Draw this class's blanket in red (needs MBH).")
 @click.option("--coverage", default=0.8, show_default=True, type=float, help="Minimum coverage of the blanket's pattern.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg", help="Picture file; the format follows the suffix.")
-@click.option("--scale", default=1.2, show_default=True, type=SCALE,
-              help="Box half-side as a multiple of the anchors' largest offset.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@scale_option
+@device_option
+@data_dir_option
 @store_option
 @json_option
 def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out: str, scale: float, device: str,
@@ -676,10 +689,9 @@ def _classes(text: str) -> list[int] | None:
 @click.option("--greedy", type=click.Choice(["individual", "joint"]), default="individual", show_default=True,
               help="Add neurons by individual coverage, or by the joint coverage they keep.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random planes.")
-@click.option("--scale", default=1.2, show_default=True, type=SCALE,
-              help="Box half-side as a multiple of the anchors' largest offset.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--data-dir", default=None, metavar="DIR", help="Data cache (for mnist / fashion-mnist runs).")
+@scale_option
+@device_option
+@data_dir_option
 @store_option
 @wait_option
 @json_option
@@ -721,7 +733,7 @@ def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_fr
 @click.option("--dataset", default="fashion-mnist", show_default=True, help="Dataset (train on train, measure on test).")
 @click.option("--out-dir", default="mbh-sweep", show_default=True, help="Where the checkpoints go.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--data-dir", default=None, metavar="DIR", help="Data cache.")
 @store_option
 @wait_option
