@@ -73,6 +73,10 @@ def test_demo_split_flows_hardness_and_every_named_query(bolt, tmp_path):
             _same(a.pop(key), b.pop(key), f"hardness {run} {key}")
         assert a == b
 
+    mbh = ["mbh", "--run", RUNS[1], "--anchors", "5,17,40", "--coverage", "0.8,1", "--device", "cpu"]
+    a, b = arc.json(*mbh), lbug.json(*mbh)  # MBH results written through Bolt: Blanket, Plane, COVERS, ...
+    assert a["s"] == pytest.approx(b["s"], abs=1e-12) and a["classes"] == b["classes"]
+
     for name in queries.names():
         args = as_options(params(name, run=RUNS[1], runs=list(RUNS)))
         _same(arc.json("query", name, *args), lbug.json("query", name, *args), f"query {name}")
@@ -80,7 +84,9 @@ def test_demo_split_flows_hardness_and_every_named_query(bolt, tmp_path):
         for name in queries.names():  # the same frame, dtypes included (pandas 3 infers `str`)
             p = params(name, run=RUNS[1], runs=list(RUNS))
             fa, fb = a.query(name, **p), b.query(name, **p)
-            assert fa.dtypes.astype(str).tolist() == fb.dtypes.astype(str).tolist(), name
+            assert list(fa.columns) == list(fb.columns) and len(fa) == len(fb), name
+            if len(fb):  # an empty result's dtypes say nothing (ArcadeDB sends no columns at all)
+                assert fa.dtypes.astype(str).tolist() == fb.dtypes.astype(str).tolist(), name
     a_dir, b_dir = tmp_path / "arcadedb-admin", tmp_path / "ladybug-admin"  # the export templates over Bolt
     arc.json("export", "--run", RUNS[1], "--format", "neo4j-admin", "--out", str(a_dir))
     lbug.json("export", "--run", RUNS[1], "--format", "neo4j-admin", "--out", str(b_dir))
@@ -88,15 +94,16 @@ def test_demo_split_flows_hardness_and_every_named_query(bolt, tmp_path):
     for f in b_dir.glob("*.csv"):
         if f.name != "Run.csv":  # `created` differs
             assert sorted(f.read_text().splitlines()) == sorted((a_dir / f.name).read_text().splitlines()), f.name
-    print(f"\nBolt smoke: demo, split, flows, hardness, {len(queries.names())} named queries and export "
+    print(f"\nBolt smoke: demo, split, flows, hardness, mbh, {len(queries.names())} named queries and export "
           f"equal on {bolt} (ArcadeDB) and LadybugDB")
 
 
 def test_empty_results_keep_their_columns(bolt):
     with open_store(bolt, read_only=True) as s:
         for name in queries.names():
-            got = s.query(name, **params(name, run="no-such-run", runs=["no-such-run"]))
-            if name != "runs":
+            p = params(name, run="no-such-run", runs=["no-such-run"])
+            got = s.query(name, **p)
+            if "run" in p or "runs" in p:  # the others read every run (runs, store bookkeeping)
                 assert got.empty, name
             assert list(got.columns) == queries.columns(name), name
 
