@@ -57,6 +57,8 @@ ROWS: list[tuple[str, list[str], str]] = [
                            "--store", "{store}"], "is a directory"),
     ("export-admin-into-file", ["export", "--run", "digits-test", "--format", "neo4j-admin", "--out", "{corrupt}",
                                 "--store", "{store}"], "must be a new or empty folder"),
+    ("export-parquet-into-csv", ["export", "--run", "digits-test", "--what", "patterns", "--format", "parquet",
+                                 "--out", "{tmp}/p.csv", "--store", "{store}"], "another format than --format parquet"),
     # wrong types and values
     ("train-epochs-text", ["train", "--epochs", "abc"], "'--epochs'"),
     ("train-epochs-zero", ["train", "--epochs", "0", "--out", "{tmp}/m.pt"], "--epochs must be at least 1"),

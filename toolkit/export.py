@@ -96,6 +96,9 @@ def export_table(store: Store, run: str, what: str, fmt: str, out: str | os.Path
     if fmt not in FORMATS:
         raise ApdError(f"--format {fmt} writes a folder: use --out DIR with --format neo4j-admin, "
                        f"or --format {' / '.join(FORMATS)} for --what")
+    other = {f".{f}" for f in FORMATS} - {f".{fmt}"}
+    if Path(out).suffix.lower() in other:
+        raise ApdError(f"--out {Path(out).name} names another format than --format {fmt}")
     out = writable_path(out, "--out")
     frame = table(store, run, what, layers, min_strength)
     out.parent.mkdir(parents=True, exist_ok=True)
