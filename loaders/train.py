@@ -8,7 +8,6 @@ next to `out` as `<stem>@e<epoch><suffix>`, the naming `apd ingest` runs reuse (
 from __future__ import annotations
 
 import math
-
 import os
 import re
 import time
@@ -103,6 +102,7 @@ def train(
         where = store_location(store)
         if "://" not in where:  # a store path that cannot be written fails now, not after training
             writable_path(where, "--store")
+        _check_epoch_run(store, run, out)
     dev = resolve_device(device)
     lr = OPTIMIZERS[optimizer] if lr is None else lr
     if not (math.isfinite(lr) and lr > 0):  # torch's own ValueError would surface as a traceback
@@ -228,6 +228,23 @@ def train(
         result["run"] = run
         result["epochs_recorded"] = counter.rows
     return result
+
+
+def _check_epoch_run(store: str | None, run: str, out: str | os.PathLike) -> None:
+    """Epoch nodes describe one training: refuse a --run that already names an ingested run of
+    another model (its Epoch rows would be read as that model's history)."""
+    from toolkit.store import open_store, store_location
+
+    where = store_location(store)
+    if "://" not in where and not Path(where).exists():
+        return
+    with open_store(store, read_only=True) as s:
+        runs = s.runs()
+    held = runs.loc[runs["run"] == run, "model"] if len(runs) else []
+    model = str(Path(out).resolve())
+    if len(held) and held.iloc[0] != model:
+        raise ApdError(f"run {run!r} in the store holds model {held.iloc[0]}, not {model}: "
+                       "choose another --run, or `apd drop --run` it first")
 
 
 def _initialise(model: nn.Module, init: str) -> None:

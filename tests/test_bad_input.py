@@ -62,6 +62,8 @@ ROWS: list[tuple[str, list[str], str]] = [
     # wrong types and values
     ("train-epochs-text", ["train", "--epochs", "abc"], "'--epochs'"),
     ("train-epochs-zero", ["train", "--epochs", "0", "--out", "{tmp}/m.pt"], "--epochs must be at least 1"),
+    ("train-epochs-onto-ingested-run", ["train", "--epochs", "1", "--out", "{tmp}/m.pt", "--record-every", "1",
+                                        "--run", "digits-test", "--store", "{store}"], "holds model"),
     ("train-hidden-text", ["train", "--hidden", "32,x", "--out", "{tmp}/m.pt"], "--hidden takes comma-separated"),
     ("train-density", ["train", "--density", "0", "--out", "{tmp}/m.pt"], "--density"),
     ("train-lr-nan", ["train", "--lr", "nan", "--epochs", "1", "--out", "{tmp}/m.pt"], "--lr must be a positive number"),
