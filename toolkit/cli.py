@@ -72,7 +72,7 @@ def device_option(f: Callable) -> Callable:
 
 def data_dir_option(f: Callable) -> Callable:
     return click.option("--data-dir", default=None, metavar="DIR",
-                        help="Data cache (for mnist / fashion-mnist runs).")(f)
+                        help="Data cache and IDX files (mnist / fashion-mnist). Default: APD_DATA_DIR or ~/.cache/apd.")(f)
 
 
 def scale_option(f: Callable) -> Callable:
@@ -256,11 +256,6 @@ def drop(run: str, store: str | None, wait: float, as_json: bool) -> None:
 # --- loaders commands (data, train, ingest, demo) ------------------------------
 
 
-_data_dir_option = click.option(
-    "--data-dir", default=None, metavar="DIR", help="Data cache and IDX files. Default: APD_DATA_DIR or ~/.cache/apd."
-)
-
-
 @main.group()
 def data() -> None:
     """Datasets: fetch MNIST / Fashion-MNIST once into the local cache."""
@@ -268,7 +263,7 @@ def data() -> None:
 
 @data.command("fetch")
 @click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
-@_data_dir_option
+@data_dir_option
 @click.option("--force", is_flag=True, help="Download again even if cached.")
 @json_option
 def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> None:
@@ -308,7 +303,7 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
               help="Count distinct patterns per layer every N epochs (and at epoch 0); needs --run.")
 @click.option("--record-split", type=click.Choice(["train", "test"]), default="train", show_default=True)
 @click.option("--run", "run", default=None, help="Run whose Epoch nodes receive the counts (`apd evolution --run`).")
-@_data_dir_option
+@data_dir_option
 @store_option
 @json_option
 def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snapshots: str | None, activation: str,
@@ -346,7 +341,7 @@ def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snaps
 @device_option
 @click.option("--batch-size", default=4096, show_default=True, type=int)
 @click.option("--factory", default=None, metavar="PKG.MODULE:FN", help="Build the model with FN(); MODEL is its state dict.")
-@_data_dir_option
+@data_dir_option
 @store_option
 @wait_option
 @json_option
@@ -595,7 +590,7 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
               help="Instances spanning the plane picture [default: first instances of three labels].")
 @click.option("--coverage", default=None, type=float,
               help="Coverage of the blanket drawn on the MBH plane [default: 0.8 if stored, else the first stored].")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (plane partition).")
+@device_option
 @data_dir_option
 @store_option
 @json_option
@@ -610,10 +605,8 @@ def report(run: str, out: str, label: int | None, instances: int, runs: str | No
     """
     from dataclasses import asdict
 
-    from toolkit.paths import writable_path
     from toolkit.viz.report import build_report
 
-    writable_path(out, "--out")
     with open_store(store, read_only=True) as s:
         info = build_report(s, run, out, label, instances, runs, max_nodes, seed,
                             numbers(anchors, "--anchors", count=3), coverage, data_dir, device,
@@ -646,14 +639,9 @@ def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out:
 
     Example: apd plot plane --run digits-test --anchors 0,1,2 --out plane.png
     """
-    from pathlib import Path
+    from toolkit.viz.plane import picture_path, plane_picture, run_plane, save_picture
 
-    from toolkit.paths import writable_path
-    from toolkit.viz.plane import FORMATS, plane_picture, run_plane, save_picture
-
-    if Path(out).suffix.lower() not in FORMATS:
-        raise ApdError(f"--out must end in .png or .svg (got {Path(out).name!r})")
-    writable_path(out, "--out")
+    picture_path(out)
     blanket, s_class = None, None
     with open_store(store, read_only=True) as s:
         rp = run_plane(s, run, numbers(anchors, "--anchors", count=3), device, scale, data_dir)
@@ -734,7 +722,7 @@ def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_fr
 @click.option("--out-dir", default="mbh-sweep", show_default=True, help="Where the checkpoints go.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @device_option
-@click.option("--data-dir", default=None, metavar="DIR", help="Data cache.")
+@data_dir_option
 @store_option
 @wait_option
 @json_option
@@ -753,6 +741,8 @@ def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned:
         table = sweep(s, numbers(sizes, "--sizes"), epochs, planes, coverage, pruned, dataset, out_dir, seed,
                       device, data_dir, progress=not as_json)
     emit(table, as_json)
+
+
 # --- export (tables as CSV / Parquet, a whole run for neo4j-admin) -------------
 
 

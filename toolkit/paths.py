@@ -37,3 +37,14 @@ def writable_dir(path: str | os.PathLike, option: str) -> Path:
         raise ApdError(f"{option} {p} is a file, not a directory")
     writable_path(p / "probe", option)
     return p
+
+
+def output_file(path: str | os.PathLike, suffixes: tuple[str, ...], option: str = "--out") -> Path:
+    """`path` if it names a file of one of `suffixes` in an existing, writable folder."""
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise ApdError(f"{option} must end in {' or '.join(suffixes)} (got {p.name!r})")
+    writable_path(p, option)
+    if not p.parent.is_dir():
+        raise ApdError(f"directory {str(p.parent)!r} does not exist")
+    return p

@@ -61,10 +61,10 @@ def anchored_plane(
         raise ApdError(str(exc)) from None
 
 
-def plane_partition(model: nn.Module, plane: Plane, device: str = "auto") -> Partition:
+def plane_partition(model: nn.Module, plane: Plane, device: str = "auto", decision: bool = False) -> Partition:
     """Exact partition of `plane`'s box for `model`; engine refusals become ApdError."""
     try:
-        return partition(model, plane, device=device)
+        return partition(model, plane, device=device, decision=decision)
     except ValueError as exc:
         raise ApdError(str(exc)) from None
 

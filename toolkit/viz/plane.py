@@ -22,8 +22,8 @@ from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from toolkit.errors import ApdError  # noqa: E402
-from toolkit.regions.partition import Partition, partition  # noqa: E402
-from toolkit.regions.plane import Plane, check_anchor_indices, plane_from_anchors  # noqa: E402
+from toolkit.regions.partition import Partition  # noqa: E402
+from toolkit.regions.plane import Plane  # noqa: E402
 from toolkit.store import Store  # noqa: E402
 from toolkit.viz import style  # noqa: E402
 
@@ -48,14 +48,10 @@ class RunPlane:
 def run_plane(store: Store, run: str, anchors: list[int], device: str = "auto", scale: float = 1.2,
               data_dir: str | os.PathLike | None = None) -> RunPlane:
     """Partition the plane through three of the run's instances (model and data from the Run node)."""
-    from toolkit.regions.runs import run_source
+    from toolkit.regions.runs import anchored_plane, run_source
 
     src = run_source(store, run, data_dir)
-    try:
-        idx = check_anchor_indices(anchors, len(src.data))
-        plane = plane_from_anchors(*src.data.x[idx], scale=scale)
-    except ValueError as exc:
-        raise ApdError(str(exc)) from None
+    idx, plane = anchored_plane(src.data, anchors, scale)
     return _drawn_plane(src.model, plane, idx, src.data, device)
 
 
@@ -71,10 +67,9 @@ def stored_plane(store: Store, run: str, index: int = 0, device: str = "auto",
 
 
 def _drawn_plane(model: torch.nn.Module, plane: Plane, anchors: list[int], data: Dataset, device: str) -> RunPlane:
-    try:
-        part = partition(model, plane, device=device, decision=True)
-    except ValueError as exc:
-        raise ApdError(str(exc)) from None
+    from toolkit.regions.runs import plane_partition
+
+    part = plane_partition(model, plane, device, decision=True)
     return RunPlane(part, anchors, data.y[anchors].tolist(), plane.project(data.x[anchors]))
 
 
@@ -124,13 +119,16 @@ def plane_picture(part: Partition, anchors_uv: np.ndarray, anchor_text: list[str
     return fig
 
 
+def picture_path(out: str | os.PathLike) -> Path:
+    """`out` if a PNG / SVG can be written there: checked before the partition is computed."""
+    from toolkit.paths import output_file
+
+    return output_file(out, FORMATS)
+
+
 def save_picture(fig: Figure, out: str | os.PathLike) -> Path:
     """Write PNG or SVG by suffix, through a temporary file so nothing half-written is left."""
-    path = Path(out)
-    if path.suffix.lower() not in FORMATS:
-        raise ApdError(f"--out must end in .png or .svg (got {path.name!r})")
-    if not path.parent.is_dir():
-        raise ApdError(f"directory {str(path.parent)!r} does not exist")
+    path = picture_path(out)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         fig.savefig(tmp, format=path.suffix[1:].lower())

@@ -11,7 +11,6 @@ import html
 import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,7 @@ from toolkit.apd.runs import RunPatterns, read_patterns
 from toolkit.apd.splitting import split
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError, no_such_run
+from toolkit.paths import output_file
 from toolkit.store import Store
 from toolkit.viz import charts, plane, sankey
 
@@ -116,11 +116,7 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
                  coverage: float | None = None, data_dir: str | os.PathLike | None = None, device: str = "auto",
                  progress: bool = False) -> ReportInfo:
     """Write the report of `run` to `out` (through a temporary file) and say what it holds."""
-    path = Path(out)
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise ApdError(f"--out must end in .html (got {path.name!r})")
-    if not path.parent.is_dir():
-        raise ApdError(f"directory {str(path.parent)!r} does not exist")
+    path = output_file(out, (".html", ".htm"))
     resolve_device(device)  # a bad --device is refused, not turned into a "No plane picture" note
     all_runs = store.query("runs").set_index("run", drop=False)
     if run not in all_runs.index:
