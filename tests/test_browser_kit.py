@@ -13,7 +13,7 @@ from toolkit.apd.clusters import split_run
 from toolkit.apd.flows import run_flows
 from toolkit.apd.runs import read_patterns
 from toolkit.store import open_store
-from toolkit.store.schema import NODES, RELS
+from toolkit.store.schema import ALL_NODES, RELS
 
 
 @pytest.fixture
@@ -75,13 +75,13 @@ def test_instance_hardness_query(store, run):
 def test_grass_styles_every_label_with_declared_captions():
     text = resources.files("toolkit.cypher").joinpath("browser", "apd.grass").read_text()
     blocks = dict(re.findall(r"^(node\.\w+|relationship\.\w+|node|relationship) \{(.*?)^\}", text, re.S | re.M))
-    assert {f"node.{n}" for n in NODES} <= set(blocks)
+    assert {f"node.{n}" for n in ALL_NODES} <= set(blocks)
     assert "{layer}" in blocks["node.Pattern"] and "{support}" in blocks["node.Pattern"]
     for sel, body in blocks.items():
         assert re.search(r"color: #[0-9a-fA-F]{6};", body) or sel.startswith("relationship."), sel
         caption = re.search(r"caption: '(.*)';", body)
         if caption and sel.startswith("node."):
-            assert set(re.findall(r"\{(\w+)\}", caption[1])) <= set(NODES[sel[5:]].props), sel
+            assert set(re.findall(r"\{(\w+)\}", caption[1])) <= set(ALL_NODES[sel[5:]].props), sel
         if caption and sel.startswith("relationship."):
             assert set(re.findall(r"\{(\w+)\}", caption[1])) <= set(RELS[sel[13:]].props), sel
 

@@ -21,7 +21,6 @@ from toolkit.apd.runs import run_layers
 from toolkit.errors import ApdError, no_such_run
 from toolkit.paths import writable_path
 from toolkit.store import Store
-from toolkit.store import pending
 from toolkit.store.schema import NODES, RELS
 
 TABLES = {"instances": "Instance", "patterns": "Pattern", "clusters": "Cluster"}
@@ -146,9 +145,6 @@ def export_admin(store: Store, run: str, out: str | os.PathLike, progress: bool 
     try:
         nodes, rels = [], []
         for name, spec in NODES.items():
-            if name == pending.TABLE:  # bookkeeping of an unfinished write, not part of the run
-                bar.update()
-                continue
             frame = read_nodes(store, run, name)
             bar.update()
             if len(frame):

@@ -9,7 +9,7 @@ import pandas as pd
 
 from toolkit.errors import ApdError
 from toolkit.store import outcome, pending, queries
-from toolkit.store.schema import NODES, typed_nodes, typed_rels
+from toolkit.store.schema import ALL_NODES, NODES, typed_nodes, typed_rels
 
 
 class StoreError(ApdError):
@@ -92,7 +92,6 @@ class Store(ABC):
         committed, else it is rolled back to absent (the error says which). A re-run never
         duplicates. Frames are typed against the schema before anything is sent.
         """
-        replace = [t for t in replace if t != pending.TABLE]
         steps: list[tuple[str, str, Any]] = []
         for table in replace:
             if table not in NODES:
@@ -129,7 +128,6 @@ class Store(ABC):
         if self._batch is not None:
             yield
             return
-        tables = [t for t in tables if t != pending.TABLE]
         uid = pending.mark(self, run, op, tables)
         self._batch = {"uid": uid, "applied": False}
         outcome.begin(run)
@@ -171,7 +169,7 @@ class Store(ABC):
     def drop_run(self, run: str) -> int:
         """Remove every node (and so every relationship) of `run`; returns the nodes removed."""
         before = self.counts(run)
-        steps = [("stmt", queries.body("delete_run_nodes", table=t), {"run": run}) for t in NODES]
+        steps = [("stmt", queries.body("delete_run_nodes", table=t), {"run": run}) for t in ALL_NODES]
         self._write_all(steps)
         return int(before.sum()) if len(before) else 0
 
@@ -179,8 +177,6 @@ class Store(ABC):
         """Node counts per label (for one run, or all runs as a frame indexed by run)."""
         frames = []
         for table in NODES:
-            if table == pending.TABLE:
-                continue
             df = _with_columns(self._run(queries.body("count_nodes", table=table), {}), "count_nodes")
             df["label"] = table
             frames.append(df)

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from toolkit.store import queries
+from toolkit.store.schema import PENDING
 
 if TYPE_CHECKING:
     from toolkit.store.base import Store
 
-TABLE = "PendingWrite"
+TABLE = PENDING
 
 
 def pending(store: "Store") -> pd.DataFrame:

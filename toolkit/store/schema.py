@@ -47,7 +47,10 @@ def _parse() -> tuple[dict[str, NodeTable], dict[str, RelTable]]:
     return nodes, rels
 
 
-NODES, RELS = _parse()
+ALL_NODES, RELS = _parse()
+PENDING = "PendingWrite"  # the store's record of an unfinished write (toolkit/store/pending.py)
+# A run's data: every node table but the bookkeeping one, which no replace, count or export touches.
+NODES = {name: table for name, table in ALL_NODES.items() if name != PENDING}
 
 
 def typed_nodes(table: str, frame: pd.DataFrame) -> pd.DataFrame:

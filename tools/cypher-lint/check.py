@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from toolkit.store import queries
-from toolkit.store.schema import NODES, RELS
+from toolkit.store.schema import ALL_NODES, RELS
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,8 +37,8 @@ ROW_KEYS = {"src", "dst", "props"}
 
 
 def schema() -> dict:
-    props = {p for t in NODES.values() for p in t.props} | {p for t in RELS.values() for p in t.props} | ROW_KEYS
-    return {"labels": sorted(NODES), "relationshipTypes": sorted(RELS), "propertyKeys": sorted(props)}
+    props = {p for t in ALL_NODES.values() for p in t.props} | {p for t in RELS.values() for p in t.props} | ROW_KEYS
+    return {"labels": sorted(ALL_NODES), "relationshipTypes": sorted(RELS), "propertyKeys": sorted(props)}
 
 
 def renderings(name: str) -> list[tuple[str, str]]:
@@ -48,11 +48,11 @@ def renderings(name: str) -> list[tuple[str, str]]:
     if not holes:
         return [(name, raw)]
     if holes == {"table"}:
-        return [(f"{name}[{t}]", queries.body(name, table=t)) for t in NODES]
+        return [(f"{name}[{t}]", queries.body(name, table=t)) for t in ALL_NODES]
     if holes == {"table", "src", "dst"}:
         return [(f"{name}[{r}]", queries.body(name, table=r, src=v.src, dst=v.dst)) for r, v in RELS.items()]
     if holes == {"table", "prop"}:
-        return [(f"{name}[{t}.{p}]", queries.body(name, table=t, prop=p)) for t, v in NODES.items() for p in v.props]
+        return [(f"{name}[{t}.{p}]", queries.body(name, table=t, prop=p)) for t, v in ALL_NODES.items() for p in v.props]
     if holes == {"table", "src", "dst", "prop"}:
         return [(f"{name}[{r}.{p}]", queries.body(name, table=r, src=v.src, dst=v.dst, prop=p))
                 for r, v in RELS.items() for p in v.props]
