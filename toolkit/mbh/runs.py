@@ -24,7 +24,7 @@ from toolkit.mbh.blanket import blanket_area, blanket_mask, specialization
 from toolkit.mbh.pattern import MaximalPatterns, check_coverages, maximal_patterns
 from toolkit.mbh.planes import PlaneSpec, anchor_plane, random_planes, saved_planes
 from toolkit.regions.partition import Partition
-from toolkit.regions.runs import plane_node, plane_partition, run_source
+from toolkit.regions.runs import RunSource, plane_node, plane_partition, run_source
 from toolkit.store import Store
 
 REPLACED = ("Blanket", "Neuron", "Plane")  # a re-run replaces these node labels of the run
@@ -62,13 +62,24 @@ def class_blanket(store: Store, run: str, part: Partition, cls: int, coverage: f
                   greedy: str = "individual", data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, float]:
     """The blanket of class `cls` at `coverage` on an existing partition of one of the run's
     planes (e.g. for a picture): bool mask over its regions, and s."""
-    src = run_source(store, run, data_dir)
-    layer = last_layer_states(store, run, src.model, src.data.x)
-    if cls not in set(layer.labels[layer.counts > 0].tolist()):
-        raise ApdError(f"class {cls} has no samples in run {run!r}")
-    mp = maximal_patterns(layer.states[layer.rows], layer.labels, [cls], [coverage], greedy, layer.counts)
+    _, _, mp = _class_patterns(store, run, [cls], [coverage], greedy, data_dir)
     mask = blanket_mask(part.layer_pattern(len(part.widths) - 1), mp.required[0, 0])
     return mask.numpy(), float(specialization(float(blanket_area(part.area, mask)), part.plane.box_area))
+
+
+def _class_patterns(store: Store, run: str, classes: Sequence[int] | None, coverages: Sequence[float], greedy: str,
+                    data_dir: str | os.PathLike | None) -> tuple[RunSource, LayerStates, MaximalPatterns]:
+    """The run's model and data, its last-layer states from the graph, and the maximal
+    patterns of `classes` (None: every class present), each of which must have samples."""
+    src = run_source(store, run, data_dir)  # refuses a missing or changed model file
+    layer = last_layer_states(store, run, src.model, src.data.x)
+    present = np.unique(layer.labels[layer.counts > 0])
+    classes = present.tolist() if classes is None else list(dict.fromkeys(int(c) for c in classes))
+    for c in classes:
+        if c not in present:
+            raise ApdError(f"class {c} has no samples in run {run!r} (classes present: {present.tolist()})")
+    mp = maximal_patterns(layer.states[layer.rows], layer.labels, classes, coverages, greedy, layer.counts)
+    return src, layer, mp
 
 
 def _key(coverage: float) -> str:
@@ -103,14 +114,7 @@ def run_mbh(
         raise ApdError(f"--planes must be at least 1, got {planes}")
     if planes_from is not None and planes_from not in set(store.query("runs")["run"]):
         raise no_such_run(planes_from)
-    src = run_source(store, run, data_dir)  # refuses a missing or changed model file
-    layer = last_layer_states(store, run, src.model, src.data.x)
-    present = np.unique(layer.labels[layer.counts > 0])
-    classes = present.tolist() if classes is None else list(dict.fromkeys(int(c) for c in classes))
-    for c in classes:
-        if c not in present:
-            raise ApdError(f"class {c} has no samples in run {run!r} (classes present: {present.tolist()})")
-    mp = maximal_patterns(layer.states[layer.rows], layer.labels, classes, coverages, greedy, layer.counts)
+    src, layer, mp = _class_patterns(store, run, classes, coverages, greedy, data_dir)
     if anchors is not None:
         specs = [anchor_plane(src.data, anchors, scale)]
     elif planes_from is not None:
