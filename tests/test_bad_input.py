@@ -10,9 +10,6 @@ Add rows for new commands here; rows marked LOCKED run while another process hol
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.lock_holder import lock_held
 from toolkit.cli import main
 from toolkit.store import open_store
 
@@ -467,21 +465,14 @@ def test_bad_input(world, tmp_path, args, fragment):
 
 def test_bad_input_on_a_locked_store(world, tmp_path):
     before = _state(world["store"])
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from toolkit.store import open_store; s = open_store(sys.argv[1]); "
-                               "print('open', flush=True); sys.stdin.read()", world["store"]],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
     working = Path(world["store"] + ".compact")  # as if the holder were compacting: a refused
     working.write_bytes(b"in progress")  # compact must not delete its files
     try:
-        assert holder.stdout.readline().strip() == "open"
-        for _, args, fragment in LOCKED:
-            _one_line_error(_invoke(world, tmp_path, args), fragment)
+        with lock_held(world["store"]):
+            for _, args, fragment in LOCKED:
+                _one_line_error(_invoke(world, tmp_path, args), fragment)
         assert working.read_bytes() == b"in progress"
     finally:
         working.unlink(missing_ok=True)
-        holder.stdin.close()
-        holder.wait(60)
     assert _state(world["store"]) == before
     assert not list(tmp_path.iterdir())

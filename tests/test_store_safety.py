@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.lock_holder import lock_held
 from tests.store_writer import write
 from toolkit.store import guard, open_store, pending
 
@@ -178,15 +179,10 @@ def json_of(result) -> object:
 
 # --- writers lock before work; --wait waits ------------------------------------------------
 
-HOLD = "import ladybug, sys, time; db = ladybug.Database(sys.argv[1]); print('held', flush=True); time.sleep(float(sys.argv[2]))"
-
-
 def test_second_writer_fails_before_any_work(demo, tmp_path):
     path = str(tmp_path / "s.lbug")
     shutil.copy(demo["store"], path)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, path, "60"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held(path):
         # the model does not exist: failing on the lock first shows the lock is checked before any work
         for args in (["ingest", str(tmp_path / "none.pt"), "--run", "r"], ["demo", "--epochs", "1"],
                      ["split", "--run", "digits-test"], ["drop", "--run", "digits-test"]):
@@ -194,23 +190,15 @@ def test_second_writer_fails_before_any_work(demo, tmp_path):
             assert result.exit_code == 1
             assert result.stderr.startswith(f"Error: store {path} is locked by another process (PID ")
             assert result.stderr.endswith("close it and retry, or pass --wait SECONDS\n")
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_wait_waits_for_the_lock(demo, tmp_path):
     path = str(tmp_path / "s.lbug")
     shutil.copy(demo["store"], path)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, path, "1.5"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held(path, seconds=1.5) as holder:
         result = apd("drop", "--run", "digits-test", "--wait", "120", "--store", path, "--json")
         assert holder.poll() is not None  # it could only run once the holder had gone
         assert json_of(result)["nodes_removed"] > 0
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 # --- Ctrl-C and SIGTERM say what happened ----------------------------------------------------
