@@ -1,7 +1,15 @@
-"""Shared fixtures: a fresh embedded store per test and a CLI runner that runs the real `apd`."""
+"""Shared fixtures: a fresh store per test on each backend and a CLI runner that runs the real `apd`.
+
+Every test that takes `store_path`, `store` or `apd` runs twice: on a fresh LadybugDB file
+and on an emptied database of the session's Neo4j 5 server (tools/neo4j/serve, started on
+first use; or the server at APD_NEO4J_URI). Tests about the embedded file itself (its lock,
+its side files, its kill points) are marked `embedded_only`. Without Java and Maven the
+Neo4j leg is skipped, unless APD_REQUIRE_NEO4J=1 (CI), where it fails.
+"""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -9,10 +17,69 @@ from click.testing import CliRunner
 from toolkit.cli import main
 from toolkit.store import open_store
 
+BACKENDS = ("lbug", "neo4j")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "embedded_only: a test of the LadybugDB file itself; no Neo4j leg")
+
+
+def pytest_collection_modifyitems(config, items):
+    """No Neo4j leg for embedded-only tests (deselected, not skipped: there is nothing to run)."""
+    keep, drop = [], []
+    for item in items:
+        leg = getattr(item, "callspec", None) and item.callspec.params.get("backend")
+        (drop if leg == "neo4j" and item.get_closest_marker("embedded_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(tmp_path_factory):
+    """The session's Neo4j server: {'bolt', 'http', 'password'}; APD_NEO4J_PASSWORD is set for it."""
+    from tests.neo4j_server import missing_tools, neo4j_server as serve
+
+    if os.environ.get("APD_NEO4J_URI"):
+        yield {"bolt": os.environ["APD_NEO4J_URI"], "http": None, "password": os.environ.get("APD_NEO4J_PASSWORD", "")}
+        return
+    why = missing_tools()
+    if why:
+        if os.environ.get("APD_REQUIRE_NEO4J") == "1":
+            pytest.fail(f"APD_REQUIRE_NEO4J=1 but {why}")
+        pytest.skip(why)
+    saved = os.environ.get("APD_NEO4J_PASSWORD")
+    with serve(tmp_path_factory.mktemp("neo4j")) as server:
+        os.environ["APD_NEO4J_PASSWORD"] = server["password"]
+        try:
+            yield server
+        finally:
+            os.environ.pop("APD_NEO4J_PASSWORD") if saved is None else os.environ.__setitem__("APD_NEO4J_PASSWORD", saved)
+
+
+def empty_neo4j(uri: str) -> None:
+    """Delete every node, in bounded transactions (the schema stays)."""
+    import neo4j
+
+    with neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("APD_NEO4J_USER", "neo4j"),
+                                               os.environ["APD_NEO4J_PASSWORD"])) as d, \
+            d.session(database=os.environ.get("APD_NEO4J_DATABASE") or None) as s:
+        s.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
 
 @pytest.fixture
-def store_path(tmp_path):
-    return str(tmp_path / "test.lbug")
+def store_path(backend, tmp_path, request):
+    """A LadybugDB file path that does not exist yet, or the bolt:// URI of an emptied Neo4j."""
+    if backend == "lbug":
+        return str(tmp_path / "test.lbug")
+    server = request.getfixturevalue("neo4j_server")
+    empty_neo4j(server["bolt"])
+    return server["bolt"]
 
 
 @pytest.fixture

@@ -109,6 +109,7 @@ def test_frames_are_typed_against_the_schema():
         typed_nodes("Instance", frame.assign(idx=[np.nan]))
 
 
+@pytest.mark.embedded_only
 def test_every_ladybug_variant_runs(store):
     """cypher/ladybug/ files cannot pass Neo4j's linter (COPY, LOAD FROM): they run here instead."""
     assert set(queries.files("ladybug")) == {"ladybug/schema", "ladybug/copy_nodes", "ladybug/copy_rels",
@@ -140,6 +141,7 @@ def test_cypher_refuses_writes(apd, store_path):
     assert apd.json("cypher", "MATCH (n:Instance) RETURN count(n) AS n") == [{"n": 200}]
 
 
+@pytest.mark.embedded_only
 def test_locked_store(store_path, tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import ladybug, sys, time; db = ladybug.Database({store_path!r}); print('ok', flush=True); time.sleep(60)"],

@@ -60,6 +60,11 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def live_runs(self) -> set[str] | None:
+        """Runs another process is writing right now, whose markers recovery must leave alone
+        (None: cannot tell). An embedded store's writer holds its file lock: none."""
+        return set()
+
     # -- shared behaviour ---------------------------------------------------
     def __enter__(self) -> "Store":
         return self

@@ -1,6 +1,15 @@
 """Neo4j 5 through the official driver: the production path, browsable in Neo4j Browser.
 
 Kept thin on purpose: everything it runs is a file in `cypher/` (shared or `neo4j/`).
+
+Writes are bounded: no transaction holds more than BATCH rows, so a million-instance run
+never sits whole in the server's transaction state. A run's writes are made atomic the same
+way as LadybugDB's, by the PendingWrite marker (toolkit/store/pending.py): marker, then each
+batch committing on its own, then the marker's removal; a cut-off write is rolled back by
+the next writer. Neo4j has many clients and no file lock, so a writer also keeps one idle
+transaction open, tagged with its run, for as long as its marker lives: the server ends it
+when the writer's connection dies, and recovery rolls back only markers with no such
+transaction (`SHOW TRANSACTIONS`), never a write still running elsewhere.
 """
 from __future__ import annotations
 
@@ -11,9 +20,9 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from toolkit.store import queries
+from toolkit.store import pending, queries
 from toolkit.store.base import Store, StoreError, plain_strings
-from toolkit.store.schema import RELS
+from toolkit.store.schema import ALL_NODES, NODES, RELS
 
 BATCH = 10_000
 # The driver logs connection failures itself; ours is the one line the user sees.
@@ -46,6 +55,7 @@ class Neo4jStore(Store):
             with self._errors():
                 for stmt in queries.statements(queries.body("neo4j/schema")):
                     self._driver.execute_query(stmt, database_=self._db)
+                pending.recover(self)
 
     @contextmanager
     def _errors(self, failed: str = "query failed"):
@@ -54,6 +64,8 @@ class Neo4jStore(Store):
 
         try:
             yield
+        except MissingEnds as exc:
+            raise StoreError(f"{failed}: {exc}") from None
         except nx.Neo4jError as exc:
             if "DatabaseNotFound" in (exc.code or ""):
                 db = f"database {self._db!r}" if self._db else "its default database"
@@ -90,10 +102,65 @@ class Neo4jStore(Store):
                 raise
 
     def _write_all(self, steps: list[tuple[str, str, Any]]) -> None:
+        """Statements in one transaction, a run's deletes in bounded ones, then each bulk
+        batch in a transaction of its own.
+
+        Inside a run's batch a cut anywhere is undone by its marker. Outside one (a marker's
+        own statements, a roll-back, property updates of existing nodes) the deletes come
+        first and the rest is one transaction: a cut-off roll-back is finished by the next.
+        """
         if self.read_only:
             raise StoreError(f"store {self.location} is open read-only")
+        stmts = [s for s in steps if s[0] == "stmt" and s[1] not in _DELETES]
+        deletes = [_DELETES[s[1]] for s in steps if s[0] == "stmt" and s[1] in _DELETES]
+        bulk = [s for s in steps if s[0] != "stmt"]
+        failed = "write failed, nothing written" if self._batch is None else "write failed"  # the batch says the rest
+        with self._errors(failed), self._session(self._neo4j.WRITE_ACCESS) as s:
+            if self._batch is None:
+                for table in deletes:
+                    s.run(queries.body("neo4j/delete_run_nodes", table=table), _run_of(steps, table)).consume()
+                s.execute_write(_apply, stmts + list(_batches(bulk)))
+                return
+            if stmts:  # the marker's `applied` flag commits before any change
+                s.execute_write(_apply, stmts)
+            for table in deletes:
+                s.run(queries.body("neo4j/delete_run_nodes", table=table), _run_of(steps, table)).consume()
+            for step in _batches(bulk):
+                s.execute_write(_apply, [step])
+
+    @contextmanager
+    def batch(self, run: str, tables, op: str = "replace"):
+        """`Store.batch`, with the writer's liveness transaction held around it (see the module)."""
+        if self._batch is not None:
+            with super().batch(run, tables, op):
+                yield
+            return
         with self._errors("write failed, nothing written"), self._session(self._neo4j.WRITE_ACCESS) as s:
-            s.execute_write(_apply, steps)
+            alive = s.begin_transaction(metadata={_ALIVE: run})
+            try:
+                alive.run("RETURN 1").consume()
+                with super().batch(run, tables, op):
+                    yield
+            finally:
+                alive.rollback()
+
+    def live_runs(self) -> set[str] | None:
+        """Runs whose writer holds its liveness transaction now; None if the server won't say."""
+        from neo4j import exceptions as nx
+
+        try:
+            rows, _, _ = self._driver.execute_query("SHOW TRANSACTIONS YIELD metaData RETURN metaData",
+                                                    database_=self._db)
+        except nx.Neo4jError:
+            return None
+        return {r["metaData"][_ALIVE] for r in rows if _ALIVE in (r["metaData"] or {})}
+
+    def drop_run(self, run: str) -> int:
+        """Deletes in bounded transactions, so bracketed by a marker: a cut-off drop is finished."""
+        before = self.counts(run)
+        with self.batch(run, list(NODES), op="drop"):
+            self._write_batch_steps([("stmt", queries.body("delete_run_nodes", table=t), {"run": run}) for t in NODES])
+        return int(before.sum()) if len(before) else 0
 
     def close(self) -> None:
         self._driver.close()
@@ -105,12 +172,17 @@ def _collect(tx, text: str, params: dict) -> pd.DataFrame:
     return plain_strings(pd.DataFrame([r.values() for r in result], columns=keys))
 
 
-def _apply(tx, steps: list[tuple[str, str, Any]]) -> None:
-    """All steps in one managed transaction; bulk frames as batched `UNWIND $rows`."""
+_ALIVE = "apd_write"  # the liveness transaction's metadata key; its value is the run
+_DELETES = {queries.body("delete_run_nodes", table=t): t for t in ALL_NODES}
+
+
+def _run_of(steps: list[tuple[str, str, Any]], table: str) -> dict:
+    return next(p for k, text, p in steps if k == "stmt" and _DELETES.get(text) == table)
+
+
+def _batches(steps: list[tuple[str, str, Any]]):
+    """Bulk frames as ('rows', UNWIND statement, rows) steps of at most BATCH rows each."""
     for kind, what, arg in steps:
-        if kind == "stmt":
-            tx.run(what, arg).consume()
-            continue
         if kind == "nodes":
             text = queries.body("neo4j/create_nodes", table=what)
             rows = arg.to_dict("records")
@@ -124,4 +196,24 @@ def _apply(tx, steps: list[tuple[str, str, Any]]) -> None:
             props = arg.drop(columns=["uid"]).to_dict("records")
             rows = [{"uid": u, "props": p} for u, p in zip(arg["uid"], props)]
         for start in range(0, len(rows), BATCH):
-            tx.run(text, {"rows": rows[start : start + BATCH]}).consume()
+            yield ("stmt", text, {"rows": rows[start : start + BATCH]})
+
+
+class MissingEnds(Exception):
+    """A bulk batch named nodes that do not exist: Neo4j's MATCH would drop those rows silently."""
+
+
+def _apply(tx, steps: list[tuple[str, str, Any]]) -> None:
+    """Statements in one managed transaction (the driver retries it on transient errors).
+
+    A relationship or update batch returns how many rows found their nodes; fewer than sent
+    aborts the transaction (LadybugDB's COPY refuses such rows itself).
+    """
+    for _, text, params in steps:
+        result = tx.run(text, params)
+        if "written" in result.keys():
+            written, sent = result.single()["written"], len(params["rows"])
+            if written != sent:
+                raise MissingEnds(f"{sent - written} of {sent} rows name a node that does not exist")
+        else:
+            result.consume()

@@ -70,9 +70,17 @@ def roll_back(store: "Store", uid: str, run: str, tables: list[str], applied: bo
 
 
 def recover(store: "Store") -> list[str]:
-    """Roll back every cut-off write (called on a writable open); one line per run, also on stderr."""
+    """Roll back every cut-off write (called on a writable open); one line per run, also on stderr.
+
+    A marker whose writer is still running (`Store.live_runs`) is left alone; when the store
+    cannot tell, none is touched.
+    """
     lines = []
-    for w in pending(store).itertuples():
+    marks = pending(store)
+    live = store.live_runs() if len(marks) else set()
+    for w in marks.itertuples():
+        if live is None or w.run in live:
+            continue
         roll_back(store, w.uid, w.run, [t for t in w.tables.split(",") if t], bool(w.applied))
         what = "its partial results were removed" if w.applied else "the run was not touched"
         lines.append(f"run {w.run}: an interrupted write was rolled back ({what})")
