@@ -33,6 +33,7 @@ def missing_tools() -> str | None:
 def neo4j_server(work: Path, data: Path | None = None, timeout: float = START_TIMEOUT) -> Iterator[dict]:
     """Start a server under `work` (serving `data` if given); yields its URIs, password and pid."""
     password = "apd-test-" + secrets.token_hex(8)
+    work.mkdir(parents=True, exist_ok=True)
     log = open(work / "serve.log", "w")
     args = [str(SERVE), str(work / "server"), *([str(data)] if data else [])]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,

@@ -4,7 +4,7 @@ Run as `python -m tests.store_writer STORE RUN SEED N CHUNK` from the repository
 APD_TEST_KILL_AT / APD_TEST_KILL_SIGNAL naming where to cut the write off. The write is
 `loaders.ingest.write_frames`' chunked path (graph first, then instances CHUNK at a time,
 all in one batch), without importing torch so that each cut costs well under a second.
-Exit codes and the outcome line are the CLI's (130 / 143 and `interrupted: ...` on stderr).
+Exit codes and lines are the CLI's (130 / 143 and `interrupted: ...`; 1 and `Error: ...`).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from tests.apd_graph import random_apd
+from toolkit.errors import ApdError
 from toolkit.store import open_store, outcome
 from toolkit.store.schema import NODES
 
@@ -43,3 +44,6 @@ if __name__ == "__main__":
     except (KeyboardInterrupt, outcome.Terminated) as exc:
         print(outcome.line(), file=sys.stderr)
         sys.exit(outcome.EXIT_CODES[type(exc)])
+    except ApdError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -42,7 +42,7 @@ def test_columns_reads_ranges_and_notes():
 
 
 class _Nameless(Store):
-    """A server that sends empty results without column names (ArcadeDB over Bolt does)."""
+    """A server that sends empty results without column names (some Bolt servers do)."""
 
     backend, location = "nameless", "-"
 

@@ -1,196 +1,204 @@
-"""The Neo4j adapter against a real server: runs only when APD_NEO4J_URI is set.
+"""The Neo4j adapter against the real Neo4j 5 server of the test session (tools/neo4j/serve).
 
-Start one with `docker compose up -d` and set APD_NEO4J_URI=bolt://localhost:7687,
-APD_NEO4J_USER=neo4j, APD_NEO4J_PASSWORD=<the password in docker-compose's env>.
+What only a real server can judge: the read guard decided from the server's own plan, the
+one-line faults (wrong password, unknown database, server down), and a run's writes
+surviving a SIGKILL of the server or of the writer mid-ingest without a partial run.
 """
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.apd_graph import random_apd
+from tests.conftest import Apd, empty_neo4j
 from toolkit.store import StoreError, open_store
 from toolkit.store.schema import NODES
 
-URI = os.environ.get("APD_NEO4J_URI")
-needs_server = pytest.mark.skipif(not URI, reason="APD_NEO4J_URI is not set: no Neo4j server to test against")
-
-RUN = "apd-test-neo4j"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def neo():
-    with open_store(URI) as s:
-        s.drop_run(RUN)
+def neo(neo4j_server):
+    empty_neo4j(neo4j_server["bolt"])
+    with open_store(neo4j_server["bolt"]) as s:
         yield s
-        s.drop_run(RUN)
 
 
-@needs_server
-def test_same_named_query_same_frame_on_both_backends(neo, store):
-    nodes, rels = random_apd(RUN, n=300, seed=11)
-    for s in (neo, store):
-        s.write(RUN, nodes, rels, replace=list(NODES))
-    for name in ("patterns", "transitions", "layer_summary"):
-        a, b = neo.query(name, run=RUN), store.query(name, run=RUN)
-        assert list(a.columns) == list(b.columns)
-        assert a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist(), name
-        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
+def test_same_named_query_same_frame_on_both_backends(neo, tmp_path):
+    nodes, rels = random_apd("r", n=300, seed=11)
+    with open_store(str(tmp_path / "x.lbug")) as lbug:
+        for s in (neo, lbug):
+            s.write("r", nodes, rels, replace=list(NODES))
+        for name in ("patterns", "transitions", "layer_summary", "runs"):
+            a, b = neo.query(name, run="r"), lbug.query(name, run="r")
+            assert list(a.columns) == list(b.columns) and len(a) > 0, name
+            assert a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist(), name
+            pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
 
 
-@needs_server
-def test_rewrite_and_drop(neo):
-    nodes, rels = random_apd(RUN, seed=12)
-    neo.write(RUN, nodes, rels, replace=list(NODES))
-    first = neo.counts(RUN).to_dict()
-    neo.write(RUN, nodes, rels, replace=list(NODES))
-    assert neo.counts(RUN).to_dict() == first
-    assert neo.drop_run(RUN) == sum(first.values())
-    assert neo.counts(RUN).sum() == 0
+REFUSED = [  # (statement, what the refusal names)
+    ("CREATE (:Label {uid: 'x', run: 'x', value: 1})", "it writes"),
+    ("match (n:Instance) set n.label = 0", "it writes"),
+    ("MATCH (n) // a comment\n DETACH DELETE n", "it writes"),
+    ("/* read */ MERGE (:Label {uid: 'x'})", "it writes"),
+    ("CALL db.createLabel('Evil')", "it writes"),
+    ("LOAD CSV FROM 'file:///{canary}' AS line RETURN line", "LOAD CSV reads files"),
+    ("load csv with headers from 'file:///{canary}' as l return l", "LOAD CSV reads files"),
+    ("CALL dbms.listConfig() YIELD name, value RETURN name, value", "schema or the system"),
+    ("CALL dbms.components()", "schema or the system"),
+    ("CALL tx.setMetaData({a: 1})", "schema or the system"),
+    ("SHOW TRANSACTIONS", "SHOW commands"),
+    ("SHOW PROCEDURES", "SHOW commands"),
+    ("CREATE INDEX evil IF NOT EXISTS FOR (n:Instance) ON (n.label)", "schema or the system"),
+    ("CALL db.ping()", "calls procedure db.ping"),
+    ("CALL db.awaitIndexes()", "calls procedure db.awaitIndexes"),
+]
 
 
-@needs_server
-def test_read_refuses_writes(neo):
-    with pytest.raises(StoreError, match="read-only"):
-        neo.read("CREATE (:Label {uid: 'apd-test-x', run: $run, value: 1})", {"run": RUN})
+@pytest.mark.parametrize("text,why", REFUSED, ids=[f"refused{i}" for i in range(len(REFUSED))])
+def test_cypher_reads_the_graph_and_nothing_else(neo4j_server, neo, tmp_path, text, why):
+    canary = tmp_path / "canary.csv"
+    canary.write_text("apd-canary-7f3a9c\n")
+    nodes, rels = random_apd("r", n=50, seed=2)
+    neo.write("r", nodes, rels, replace=list(NODES))
+    before = neo.counts()
+    indexes = neo._run("SHOW INDEXES YIELD name RETURN name ORDER BY name")
+    result = Apd(neo4j_server["bolt"])("cypher", text.replace("{canary}", str(canary).lstrip("/")), ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: refused: `apd cypher` is read-only") and why in lines[0]
+    assert "apd-canary" not in result.output
+    pd.testing.assert_frame_equal(neo.counts(), before)
+    pd.testing.assert_frame_equal(neo._run("SHOW INDEXES YIELD name RETURN name ORDER BY name"), indexes)
+    assert neo.query("pending_writes").empty
 
 
-@needs_server
-def test_wrong_password(monkeypatch):
+def test_graph_reads_and_schema_procedures_pass(neo4j_server, neo):
+    nodes, rels = random_apd("r", n=120, seed=3)
+    neo.write("r", nodes, rels, replace=list(NODES))
+    apd = Apd(neo4j_server["bolt"])
+    assert apd.json("cypher", "MATCH (i:Instance) WHERE i.run = $run RETURN count(i) AS n", "-p", "run=r") == [{"n": 120}]
+    labels = {r["label"] for r in apd.json("cypher", "CALL db.labels() YIELD label RETURN label")}
+    assert labels >= {"Instance", "Pattern", "Run", "Label"}
+    assert apd.json("cypher", "CYPHER 5 MATCH (p:Pattern) WHERE p.run = 'r' RETURN count(p) AS n") == \
+        [{"n": int(nodes["Pattern"].shape[0])}]
+
+
+def test_wrong_password_unknown_database_and_server_down(neo4j_server, monkeypatch):
+    apd = Apd(neo4j_server["bolt"])
     monkeypatch.setenv("APD_NEO4J_PASSWORD", "definitely-not-the-password")
-    with pytest.raises(StoreError, match="refused the credentials"):
-        open_store(URI)
-
-
-# --- error mapping without a server: the driver is replaced by one that fails as Neo4j does ---
-
-
-class _FailingDriver:
-    """Stands in for `neo4j.GraphDatabase.driver(...)`: connects, or fails, as told."""
-
-    def __init__(self, connect_error=None, read_error=None):
-        self.connect_error, self.read_error = connect_error, read_error
-
-    def verify_connectivity(self):
-        if self.connect_error:
-            raise self.connect_error
-
-    def execute_query(self, *args, **kwargs):
-        return None
-
-    def session(self, **kwargs):
-        driver = self
-
-        class _Session:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def execute_read(self, *args):
-                raise driver.read_error
-
-        return _Session()
-
-    def close(self):
-        pass
-
-
-def _with_driver(monkeypatch, driver):
-    import neo4j
-
-    monkeypatch.setattr(neo4j.GraphDatabase, "driver", lambda uri, auth: driver)
-
-
-def test_wrong_password_is_one_line(monkeypatch, apd):
-    from neo4j.exceptions import AuthError
-
-    _with_driver(monkeypatch, _FailingDriver(AuthError("The client is unauthorized due to authentication failure.")))
-    monkeypatch.setenv("APD_NEO4J_USER", "alice")
-    apd.store_path = "bolt://db.invalid:7687"
     result = apd("runs", ok=False)
-    assert result.exit_code == 1
-    assert result.stderr == ("Error: Neo4j at bolt://db.invalid:7687 refused the credentials of user 'alice': "
-                             "set APD_NEO4J_USER / APD_NEO4J_PASSWORD\n")
-
-
-def test_write_through_cypher_is_refused_on_neo4j(monkeypatch, apd):
-    from neo4j.exceptions import ClientError
-
-    refusal = ClientError._hydrate_neo4j(code="Neo.ClientError.Statement.AccessMode",
-                                         message="Writing in read access mode not allowed.")
-    _with_driver(monkeypatch, _FailingDriver(read_error=refusal))
-    apd.store_path = "neo4j://db.invalid:7687"
-    result = apd("cypher", "CREATE (:Label {uid: 'x', run: 'x', value: 1})", ok=False)
-    assert result.exit_code == 1
-    assert result.stderr == "Error: refused: `apd cypher` is read-only; writes go through apd commands\n"
-
-
-def test_writes_are_refused_before_sending(monkeypatch, apd):
-    """A server that does not enforce read access mode (this one would answer anything):
-    the write never reaches it."""
-    driver = _FailingDriver(read_error=AssertionError("the write was sent to the server"))
-    _with_driver(monkeypatch, driver)
-    apd.store_path = "bolt://db.invalid:7687"
-    for text in ("MATCH (n) DETACH DELETE n", "MATCH (n:Instance) SET n.label = 0", "merge (:Label {uid: 'x'})"):
-        result = apd("cypher", text, ok=False)
-        assert result.exit_code == 1
-        assert result.stderr == "Error: refused: `apd cypher` is read-only; writes go through apd commands\n"
-
-
-def test_missing_database_and_lost_connection_are_one_line(monkeypatch, apd):
-    from neo4j.exceptions import ClientError, ServiceUnavailable
-
-    missing = ClientError._hydrate_neo4j(code="Neo.ClientError.Database.DatabaseNotFound",
-                                         message="Graph not found: nosuch")
-    _with_driver(monkeypatch, _FailingDriver(read_error=missing))
+    assert result.exit_code == 1 and result.stderr == (
+        f"Error: Neo4j at {neo4j_server['bolt']} refused the credentials of user 'neo4j': "
+        "set APD_NEO4J_USER / APD_NEO4J_PASSWORD\n")
+    monkeypatch.setenv("APD_NEO4J_PASSWORD", neo4j_server["password"])
     monkeypatch.setenv("APD_NEO4J_DATABASE", "nosuch")
-    apd.store_path = "bolt://db.invalid:7687"
-    result = apd("cypher", "MATCH (n) RETURN count(n) AS n", ok=False)
-    assert result.stderr == ("Error: Neo4j at bolt://db.invalid:7687 has no database 'nosuch': "
-                             "set APD_NEO4J_DATABASE to one it has\n")
-    _with_driver(monkeypatch, _FailingDriver(read_error=ServiceUnavailable("Connection to db.invalid lost")))
-    result = apd("cypher", "MATCH (n) RETURN count(n) AS n", ok=False)
-    assert result.exit_code == 1
-    assert result.stderr == ("Error: lost the connection to Neo4j at bolt://db.invalid:7687: "
-                             "Connection to db.invalid lost\n")
+    result = apd("runs", ok=False)
+    assert result.exit_code == 1 and result.stderr == (
+        f"Error: Neo4j at {neo4j_server['bolt']} has no database 'nosuch': set APD_NEO4J_DATABASE to one it has\n")
+    monkeypatch.delenv("APD_NEO4J_DATABASE")
+    down = Apd("bolt://127.0.0.1:1")  # nothing listens on port 1
+    result = down("runs", ok=False)
+    assert result.exit_code == 1 and result.stderr.startswith("Error: cannot reach Neo4j at bolt://127.0.0.1:1: ")
+    assert len(result.stderr.splitlines()) == 1
 
 
-def test_bulk_writes_are_batched_unwinds_of_plain_values():
-    """What the adapter sends for one Store.write: the linted neo4j/ statements, rows in
-    batches of BATCH, values the driver can serialise (no numpy scalars), in one transaction."""
-    from tests.apd_graph import random_apd
-    from toolkit.store import neo4j as adapter
-    from toolkit.store.schema import typed_nodes, typed_rels
+def _writer(uri: str, run: str, n: int) -> subprocess.Popen:
+    """`tests/store_writer.py`: ingest's chunked write of a random run, as its own process."""
+    return subprocess.Popen([sys.executable, "-m", "tests.store_writer", uri, run, "5", str(n), "5000"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    nodes, rels = random_apd("r", n=25_000, seed=3)
-    steps = [("stmt", "MATCH (n:`Run`) WHERE n.run = $run DETACH DELETE n", {"run": "r"}),
-             ("nodes", "Instance", typed_nodes("Instance", nodes["Instance"])),
-             ("rels", "ACTIVATES", typed_rels("ACTIVATES", rels["ACTIVATES"]))]
-    sent = []
 
-    class _Tx:
-        def run(self, text, params):
-            sent.append((text, params))
-            return self
+def _wait_until_writing(uri: str, run: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Until some of `run`'s instances have committed (the write is well under way)."""
+    deadline = time.monotonic() + timeout
+    with open_store(uri, read_only=True) as s:
+        while time.monotonic() < deadline and proc.poll() is None:
+            got = s.read("MATCH (i:Instance) WHERE i.run = $run RETURN count(i) AS n", {"run": run})
+            if int(got["n"].iloc[0]) >= 5000:
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"the writer never got under way (exit {proc.poll()}): {proc.stderr.read() if proc.poll() is not None else ''}")
 
-        def consume(self):
-            return None
 
-    adapter._apply(_Tx(), steps)
-    assert sent[0] == steps[0][1:]
-    node_batches = [p["rows"] for t, p in sent if "CREATE (n:`Instance`)" in t]
-    assert [len(b) for b in node_batches] == [10_000, 10_000, 5_000]
-    assert node_batches[0][0] == {"uid": "r:i:0", "run": "r", "idx": 0, "label": int(nodes["Instance"]["label"][0]),
-                                  "pred": int(nodes["Instance"]["pred"][0]),
-                                  "correct": bool(nodes["Instance"]["correct"][0]), "forgetting": 0,
-                                  "never_learned": False, "cluster": -1}
-    rel_batches = [p["rows"] for t, p in sent if "CREATE (a)-[e:`ACTIVATES`]->(b)" in t]
-    assert sum(len(b) for b in rel_batches) == 25_000 * 3
-    first = rel_batches[0][0]
-    assert set(first) == {"src", "dst", "props"} and set(first["props"]) == {"layer"}
-    for row in node_batches[0][:100] + [r["props"] for r in rel_batches[0][:100]]:
-        assert all(type(v) in (str, int, float, bool) for v in row.values())
+def _whole_or_absent(s, run: str, n: int) -> int:
+    counts = s.counts(run)
+    assert int(counts.get("Instance", 0)) in (0, n), counts.to_dict()
+    return int(counts.get("Instance", 0))
+
+
+def test_sigkill_of_the_writer_mid_ingest_leaves_no_partial_run(neo4j_server, neo):
+    uri = neo4j_server["bolt"]
+    nodes, rels = random_apd("keep", n=200, seed=4)
+    neo.write("keep", nodes, rels, replace=list(NODES))
+    keep = neo.counts("keep").to_dict()
+    proc = _writer(uri, "big", 60_000)
+    _wait_until_writing(uri, "big", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open_store(uri, read_only=True) as s:
+        assert len(s.query("pending_writes")) == 1  # the dead writer's marker
+    deadline = time.monotonic() + 30  # the server notices the closed connection and ends its transactions
+    while True:
+        with open_store(uri) as s:  # a writable open rolls the dead writer's run back
+            if s.query("pending_writes").empty or time.monotonic() > deadline:
+                break
+        time.sleep(0.5)
+    with open_store(uri, read_only=True) as s:
+        assert s.query("pending_writes").empty
+        assert _whole_or_absent(s, "big", 60_000) == 0
+        assert s.counts("keep").to_dict() == keep
+
+
+def test_recovery_leaves_a_running_writer_alone(neo):
+    """A second client's writable open while a write is under way: the marker is live, so
+    it is not rolled back, and the write finishes whole."""
+    nodes, rels = random_apd("live", n=3000, seed=6)
+    with neo.batch("live", list(NODES), op="ingest"):
+        neo.write("live", {k: v for k, v in nodes.items() if k != "Instance"}, replace=list(NODES))
+        with open_store(neo.location) as other:
+            assert list(other.query("pending_writes")["run"]) == ["live"]
+            assert other.live_runs() == {"live"}
+        neo.write("live", {"Instance": nodes["Instance"]}, rels)
+    assert neo.query("pending_writes").empty
+    assert neo.counts("live").to_dict() == {t: len(f) for t, f in nodes.items()}
+
+
+def test_sigkill_of_the_server_mid_ingest_leaves_no_partial_run(tmp_path):
+    """A private server on a data folder: killed (SIGKILL, the whole JVM) mid-write, then
+    started again on the same data: the writer said so in one line, the run is absent."""
+    from tests.neo4j_server import missing_tools, neo4j_server
+
+    if missing_tools():
+        pytest.skip(missing_tools())
+    data = tmp_path / "data"
+    saved = os.environ.get("APD_NEO4J_PASSWORD")
+    try:
+        with neo4j_server(tmp_path / "first", data=data) as srv:
+            os.environ["APD_NEO4J_PASSWORD"] = srv["password"]
+            nodes, rels = random_apd("keep", n=200, seed=4)
+            with open_store(srv["bolt"]) as s:
+                s.write("keep", nodes, rels, replace=list(NODES))
+                keep = s.counts("keep").to_dict()
+            proc = _writer(srv["bolt"], "big", 60_000)
+            _wait_until_writing(srv["bolt"], "big", proc)
+            os.killpg(srv["pgid"], signal.SIGKILL)
+            _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "Neo4j" in err and ("lost the connection" in err or "cannot reach" in err), err
+        with neo4j_server(tmp_path / "second", data=data) as srv:
+            os.environ["APD_NEO4J_PASSWORD"] = srv["password"]
+            with open_store(srv["bolt"]) as s:  # writable: rolls the cut-off run back
+                assert s.query("pending_writes").empty
+                assert _whole_or_absent(s, "big", 60_000) == 0
+                assert s.counts("keep").to_dict() == keep
+    finally:
+        os.environ.pop("APD_NEO4J_PASSWORD") if saved is None else os.environ.__setitem__("APD_NEO4J_PASSWORD", saved)

@@ -260,8 +260,11 @@ class LadybugStore(Store):
 
 def _frame(df: pd.DataFrame, types: list[str]) -> pd.DataFrame:
     """Give columns the types Neo4j's driver would: `sum()` of integers is INT128 here
-    (a float or Decimal in pandas) and becomes int64; strings become plain objects."""
+    (a float or Decimal in pandas) and becomes int64; strings (all-null ones too) become
+    plain objects with None."""
     for c, t in zip(df.columns, types):
         if t in ("INT128", "INT64", "INT32", "SERIAL") and df[c].dtype != "int64" and not df[c].isna().any():
             df[c] = df[c].astype("int64")
+        elif t == "STRING":  # nulls arrive as NaN (an all-null column as floats); Neo4j gives None
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
     return plain_strings(df)

@@ -43,7 +43,9 @@ class Neo4jStore(Store):
         password = os.environ.get("APD_NEO4J_PASSWORD", "")
         self._db = os.environ.get("APD_NEO4J_DATABASE") or None
         try:
-            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password))
+            # No server notifications (e.g. "property key does not exist" for a run without
+            # MBH results): the driver would log each as a warning on stderr.
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF")
             self._driver.verify_connectivity()
         except nx.AuthError:
             raise StoreError(
@@ -82,19 +84,21 @@ class Neo4jStore(Store):
             return s.execute_write(_collect, text, dict(params or {}))
 
     def read(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Refuses write clauses before sending (not every Bolt server enforces read access
-        mode), and maps the server's own refusal (a writing procedure) to the same line."""
+        """Run `text` only if the server's own plan of it (EXPLAIN: nothing executes) is a read
+        of this database's graph; then in a read transaction (the server refuses writes too)."""
         from neo4j import exceptions as nx
 
-        refusal = "refused: `apd cypher` is read-only; writes go through apd commands"
-        if queries.writes(text):
-            raise StoreError(refusal)
         try:
+            with self._session(self._neo4j.READ_ACCESS) as s:
+                summary = s.run("EXPLAIN " + text, dict(params or {})).consume()
+            refusal = _refusal(summary)
+            if refusal:
+                raise StoreError(f"refused: `apd cypher` is read-only ({refusal}); writes go through apd commands")
             with self._session(self._neo4j.READ_ACCESS) as s:
                 return s.execute_read(_collect, text, dict(params or {}))
         except nx.Neo4jError as exc:
             if "AccessMode" in (exc.code or "") or "read access mode" in (exc.message or ""):
-                raise StoreError(refusal) from None
+                raise StoreError("refused: `apd cypher` is read-only; writes go through apd commands") from None
             with self._errors():
                 raise
         except (nx.DriverError, OSError):
@@ -170,6 +174,37 @@ def _collect(tx, text: str, params: dict) -> pd.DataFrame:
     result = tx.run(text, params)
     keys = list(result.keys())
     return plain_strings(pd.DataFrame([r.values() for r in result], columns=keys))
+
+
+# Procedures that read only the graph's own schema; any other CALL is refused by `read`.
+SCHEMA_PROCEDURES = frozenset({"db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization",
+                               "db.schema.nodeTypeProperties", "db.schema.relTypeProperties"})
+
+
+def _refusal(summary) -> str | None:
+    """Why a planned statement is not a plain read of the graph, from the server's plan:
+    its query type ('r' read, 'rw' / 'w' write, 's' schema or system) and its operators
+    (LoadCSV reads files, Show* and procedures reach beyond the graph, @other a second
+    database). None when it only reads this database's graph."""
+    kinds = {"rw": "it writes", "w": "it writes", "s": "it changes the schema or the system"}
+    if summary.query_type != "r":
+        return kinds.get(summary.query_type, f"query type {summary.query_type!r}")
+    stack = [summary.plan] if summary.plan else []
+    while stack:
+        op = stack.pop()
+        stack.extend(op.get("children", []))
+        name, _, db = op["operatorType"].partition("@")
+        if db and db != summary.database:
+            return f"it reads database {db!r}"
+        if name == "LoadCSV":
+            return "LOAD CSV reads files"
+        if name.startswith(("Show", "Terminate")):
+            return "SHOW commands read the server, not the graph"
+        if name == "ProcedureCall":
+            proc = op.get("args", {}).get("Details", "").split("(")[0].strip()
+            if proc not in SCHEMA_PROCEDURES:
+                return f"it calls procedure {proc}"
+    return None
 
 
 _ALIVE = "apd_write"  # the liveness transaction's metadata key; its value is the run
