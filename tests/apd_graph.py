@@ -4,21 +4,45 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from loaders.record import hex_rows, pattern_keys
+
+BITS = 16  # each pattern id is stored as 16 bits, as a layer of 16 neurons would
+
+
+def pattern_bits(ids: np.ndarray) -> np.ndarray:
+    """Pattern ids as the `bits` hex strings of 16-neuron patterns."""
+    return hex_rows(np.asarray(ids, dtype=">u2").view(np.uint8).reshape(-1, 2))
+
+
+def pattern_key(ids) -> np.ndarray:
+    """The keys ingest gives those bits (loaders/record.py), so `apd store check` finds them whole."""
+    rows = np.zeros((np.size(ids), 8), dtype=np.uint8)
+    rows[:, :2] = np.asarray(ids, dtype=">u2").reshape(-1).view(np.uint8).reshape(-1, 2)
+    return pattern_keys(rows, BITS)
+
+
+def pattern_uid(run: str, layer: int, pid: int) -> str:
+    return f"{run}:p:{layer}:{pattern_key([pid])[0]}"
+
 
 def apd_frames(run: str, patterns: np.ndarray, label: np.ndarray, pred: np.ndarray) -> tuple[dict, dict]:
     """Run/Instance/Pattern/Label nodes and ACTIVATES/NEXT/PREDICTS edges from an [n, L] array of
-    per-layer pattern ids (the id doubles as the pattern key and bits), computed with plain pandas."""
+    per-layer pattern ids (stored as 16 bits, keyed as ingest keys them), computed with plain pandas."""
     n, L = patterns.shape
     err = (label != pred).astype(int)
     inst = pd.DataFrame({"uid": [f"{run}:i:{i}" for i in range(n)], "run": run, "idx": np.arange(n),
                          "label": label, "pred": pred, "correct": err == 0, "forgetting": 0,
                          "never_learned": False, "cluster": -1})
     long = pd.DataFrame({"idx": np.repeat(np.arange(n), L), "layer": np.tile(np.arange(1, L + 1), n),
-                         "key": [f"k{v}" for v in patterns.reshape(-1)], "err": np.repeat(err, L)})
+                         "pid": patterns.reshape(-1), "err": np.repeat(err, L)})
+    ids = np.unique(long["pid"])
+    long["key"] = pd.Series(pattern_key(ids), index=ids).reindex(long["pid"]).to_numpy()
     long["puid"] = run + ":p:" + long["layer"].astype(str) + ":" + long["key"]
-    pats = long.groupby(["layer", "key", "puid"], as_index=False).agg(support=("idx", "size"), errors=("err", "sum"))
+    pats = long.groupby(["layer", "pid", "key", "puid"], as_index=False).agg(support=("idx", "size"),
+                                                                             errors=("err", "sum"))
     pattern = pd.DataFrame({"uid": pats["puid"], "run": run, "layer": pats["layer"], "key": pats["key"],
-                            "bits": pats["key"], "ones": 0, "support": pats["support"], "errors": pats["errors"]})
+                            "bits": pattern_bits(pats["pid"]), "ones": 0, "support": pats["support"],
+                            "errors": pats["errors"]})
     acts = pd.DataFrame({"src": run + ":i:" + long["idx"].astype(str), "dst": long["puid"], "layer": long["layer"]})
     wide = long.pivot(index="idx", columns="layer", values="puid")
     nxt = pd.concat([pd.DataFrame({"src": wide[l], "dst": wide[l + 1], "err": err}) for l in range(1, L)])

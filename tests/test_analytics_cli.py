@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.apd_graph import pattern_key
 from tests.apd_synthetic import hierarchical, write_run
 from toolkit.apd.splitting import split
 from toolkit.store import open_store
@@ -19,8 +20,8 @@ def run(store_path):
 
 
 def key_order(patterns: np.ndarray) -> np.ndarray:
-    """Pattern ids renumbered in the order of their stored keys (`k{id}`), as the graph reads them."""
-    return np.unique(np.char.add("k", patterns.astype(str)), return_inverse=True)[1].reshape(patterns.shape)
+    """Pattern ids renumbered in the order of their stored keys, as the graph reads them."""
+    return np.unique(pattern_key(patterns.reshape(-1)).astype(str), return_inverse=True)[1].reshape(patterns.shape)
 
 
 def test_split_writes_clusters_and_rerun_replaces_them(apd, store_path, run):

@@ -176,6 +176,23 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("cypher-create", ["cypher", "CREATE (:Label {uid: 'x', run: 'x', value: 1})", "--store", "{store}"], "read-only"),
     ("cypher-delete", ["cypher", "MATCH (n) DETACH DELETE n", "--store", "{store}"], "read-only"),
     ("cypher-set", ["cypher", "MATCH (i:Instance) SET i.label = 0", "--store", "{store}"], "read-only"),
+    # issue 17: `apd cypher` touches nothing but the graph ({tmp} must stay empty; /etc/passwd stays unread)
+    ("cypher-copy-to", ["cypher", "COPY (RETURN 'x' AS x) TO '{tmp}/out.csv'", "--store", "{store}"],
+     "COPY writes files"),
+    ("cypher-export-db", ["cypher", "EXPORT DATABASE '{tmp}/dump'", "--store", "{store}"], "EXPORT writes files"),
+    ("cypher-import-db", ["cypher", "IMPORT DATABASE '{tmp}'", "--store", "{store}"], "IMPORT reads files"),
+    ("cypher-load-from", ["cypher", "LOAD FROM '/etc/passwd' (file_format='csv', header=false, delim=':') "
+                          "RETURN column0 AS user, column1 AS hash LIMIT 2", "--store", "{store}"], "LOAD reads files"),
+    ("cypher-load-csv", ["cypher", "LOAD CSV FROM 'file:///etc/passwd' AS l RETURN l", "--store", "{store}"],
+     "LOAD reads files"),
+    ("cypher-copy-behind-comment", ["cypher", "/* a read */ cOpY (RETURN 1 AS x) TO '{tmp}/o.csv' // really",
+                                    "--store", "{store}"], "COPY writes files"),
+    ("cypher-attach", ["cypher", "ATTACH '{tmp}/o.lbug' AS o (dbtype lbug)", "--store", "{store}"],
+     "ATTACH opens another database"),
+    ("cypher-install", ["cypher", "INSTALL httpfs", "--store", "{store}"], "INSTALL loads code"),
+    ("cypher-call-setting", ["cypher", "CALL threads=1", "--store", "{store}"], "it calls threads"),
+    ("cypher-second-statement", ["cypher", "RETURN 1 AS a; COPY (RETURN 1 AS x) TO '{tmp}/o.csv'",
+                                 "--store", "{store}"], "one statement at a time"),
     # injection attempts in string options: taken as literal names
     ("inject-split", ["split", "--run", INJECT, "--store", "{store}"], NO_RUN),
     ("inject-flows", ["flows", "--run", INJECT, "--store", "{store}"], NO_RUN),
@@ -318,7 +335,9 @@ ROWS: list[tuple[str, list[str], str]] = [
      "is not a directory"),
     ("store-compact-out-exists", ["store", "compact", "--out", "{corrupt}", "--store", "{store}"], "exists"),
     ("store-compact-out-self", ["store", "compact", "--out", "{store}", "--store", "{store}"], "exists"),
-    ("store-info-neo4j", ["store", "info", "--store", "bolt://127.0.0.1:1"], "LadybugDB"),
+    ("store-check-neo4j", ["store", "check", "--store", "bolt://127.0.0.1:1"], "work on a LadybugDB file"),
+    ("store-compact-neo4j", ["store", "compact", "--store", "bolt://127.0.0.1:1"], "work on a LadybugDB file"),
+    ("store-info-neo4j-down", ["store", "info", "--store", "bolt://127.0.0.1:1"], "cannot reach Neo4j at"),
     # regions --save, flows --label, evolution, the rest of the options
     ("regions-save-unknown-run", ["regions", "--run", "nosuch", "--anchors", "0,1,2", "--save", "--store", "{store}"],
      NO_RUN),
@@ -461,6 +480,45 @@ def test_bad_input(world, tmp_path, args, fragment):
     _one_line_error(result, fragment)
     assert _state(world["store"]) == before
     assert not list(tmp_path.iterdir())  # nothing half-written, no store or folder created
+
+
+NEO4J_ROWS: list[tuple[str, list[str], dict, str]] = [  # (id, args, environment, fragment); {bolt} the server
+    ("neo4j-wrong-password", ["runs", "--store", "{bolt}"], {"APD_NEO4J_PASSWORD": "not-the-password"},
+     "refused the credentials of user 'neo4j'"),
+    ("neo4j-unknown-database", ["runs", "--store", "{bolt}"], {"APD_NEO4J_DATABASE": "nosuch"},
+     "has no database 'nosuch'"),
+    ("neo4j-server-down", ["runs", "--store", "bolt://127.0.0.1:1"], {}, "cannot reach Neo4j at bolt://127.0.0.1:1"),
+    ("neo4j-cypher-create", ["cypher", "CREATE (:Label {uid: 'x', run: 'x', value: 1})", "--store", "{bolt}"], {},
+     "refused: `apd cypher` is read-only (CREATE writes)"),
+    ("neo4j-cypher-load-csv", ["cypher", "LOAD CSV FROM 'file:///etc/passwd' AS l RETURN l", "--store", "{bolt}"], {},
+     "LOAD reads files"),
+    ("neo4j-cypher-procedure", ["cypher", "CALL dbms.listConfig() YIELD name RETURN name", "--store", "{bolt}"], {},
+     "it calls dbms.listConfig"),
+    ("neo4j-drop-unknown-run", ["drop", "--run", INJECT, "--store", "{bolt}"], {}, NO_RUN),
+    ("neo4j-store-check", ["store", "check", "--store", "{bolt}"], {}, "work on a LadybugDB file"),
+]
+
+
+@pytest.mark.parametrize("args, env, fragment", [r[1:] for r in NEO4J_ROWS], ids=[r[0] for r in NEO4J_ROWS])
+def test_bad_input_on_neo4j(neo4j_server, tmp_path, monkeypatch, args, env, fragment):
+    """The server's own refusals, one line each, and the graph unchanged."""
+    from tests.apd_graph import random_apd
+    from tests.conftest import empty_neo4j
+    from toolkit.store.schema import NODES
+
+    empty_neo4j(neo4j_server["bolt"])
+    with open_store(neo4j_server["bolt"]) as s:
+        s.write("r", *random_apd("r", n=40, seed=4), replace=list(NODES))
+        before = s.counts().sort_values(["label", "run"], ignore_index=True).to_dict("records")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(main, [a.replace("{bolt}", neo4j_server["bolt"]) for a in args])
+    _one_line_error(result, fragment)
+    monkeypatch.undo()
+    monkeypatch.setenv("APD_NEO4J_PASSWORD", neo4j_server["password"])
+    with open_store(neo4j_server["bolt"], read_only=True) as s:
+        assert s.counts().sort_values(["label", "run"], ignore_index=True).to_dict("records") == before
+    assert not list(tmp_path.iterdir())
 
 
 def test_bad_input_on_a_locked_store(world, tmp_path):

@@ -130,3 +130,14 @@ def test_admin_refuses_a_folder_it_did_not_write(frames, apd, tmp_path):
     result = apd("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(tmp_path / "mine"), ok=False)
     assert result.exit_code == 1 and "must be a new or empty folder" in result.stderr
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_admin_keeps_a_users_file_in_an_earlier_export(frames, apd, tmp_path):
+    """An earlier export folder where the user left a file of theirs is not replaced."""
+    out = tmp_path / "dump"
+    apd("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(out))
+    (out / "notes.txt").write_text("keep me")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = apd("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(out), ok=False)
+    assert result.exit_code == 1 and "holding nothing else" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

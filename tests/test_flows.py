@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.apd_graph import pattern_uid
 from tests.apd_synthetic import hierarchical, write_run
 from toolkit.apd.flows import pandas_run_flows, parse_layers, query_flows, run_flows
 from toolkit.errors import ApdError
@@ -17,10 +18,12 @@ def test_hand_example(store):
     pred = np.array([0, 0, 1, 2, 1])
     write_run(store, "h", patterns, label, pred)
     got = query_flows(store, "h", [2, 3])
-    assert got["patterns"].tolist() == [["h:p:2:k0", "h:p:3:k0"], ["h:p:2:k0", "h:p:3:k1"], ["h:p:2:k1", "h:p:3:k0"]]
-    assert got["strength"].tolist() == [3, 1, 1]
-    assert got["purity"].tolist() == pytest.approx([2 / 3, 1, 1])
-    assert got["errors"].tolist() == [1, 0, 0] and got["label"].tolist() == [0, 1, 2]
+    uid = {(layer, pid): pattern_uid("h", layer, pid) for layer in (2, 3) for pid in (0, 1)}
+    rows = sorted(zip(map(tuple, got["patterns"]), got["strength"], got["purity"].round(12), got["errors"],
+                      got["label"]))
+    assert rows == sorted([((uid[2, 0], uid[3, 0]), 3, round(2 / 3, 12), 1, 0), ((uid[2, 0], uid[3, 1]), 1, 1.0, 0, 1),
+                           ((uid[2, 1], uid[3, 0]), 1, 1.0, 0, 2)])
+    assert got["strength"].tolist() == [3, 1, 1]  # strongest first
     assert query_flows(store, "h", [2, 3], min_strength=2)["strength"].tolist() == [3]
 
 

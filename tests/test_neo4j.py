@@ -18,7 +18,7 @@ import pytest
 
 from tests.apd_graph import random_apd
 from tests.conftest import Apd, empty_neo4j
-from toolkit.store import StoreError, open_store
+from toolkit.store import open_store
 from toolkit.store.schema import NODES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,43 +41,6 @@ def test_same_named_query_same_frame_on_both_backends(neo, tmp_path):
             assert list(a.columns) == list(b.columns) and len(a) > 0, name
             assert a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist(), name
             pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
-
-
-REFUSED = [  # (statement, what the refusal names)
-    ("CREATE (:Label {uid: 'x', run: 'x', value: 1})", "it writes"),
-    ("match (n:Instance) set n.label = 0", "it writes"),
-    ("MATCH (n) // a comment\n DETACH DELETE n", "it writes"),
-    ("/* read */ MERGE (:Label {uid: 'x'})", "it writes"),
-    ("CALL db.createLabel('Evil')", "it writes"),
-    ("LOAD CSV FROM 'file:///{canary}' AS line RETURN line", "LOAD CSV reads files"),
-    ("load csv with headers from 'file:///{canary}' as l return l", "LOAD CSV reads files"),
-    ("CALL dbms.listConfig() YIELD name, value RETURN name, value", "schema or the system"),
-    ("CALL dbms.components()", "schema or the system"),
-    ("CALL tx.setMetaData({a: 1})", "schema or the system"),
-    ("SHOW TRANSACTIONS", "SHOW commands"),
-    ("SHOW PROCEDURES", "SHOW commands"),
-    ("CREATE INDEX evil IF NOT EXISTS FOR (n:Instance) ON (n.label)", "schema or the system"),
-    ("CALL db.ping()", "calls procedure db.ping"),
-    ("CALL db.awaitIndexes()", "calls procedure db.awaitIndexes"),
-]
-
-
-@pytest.mark.parametrize("text,why", REFUSED, ids=[f"refused{i}" for i in range(len(REFUSED))])
-def test_cypher_reads_the_graph_and_nothing_else(neo4j_server, neo, tmp_path, text, why):
-    canary = tmp_path / "canary.csv"
-    canary.write_text("apd-canary-7f3a9c\n")
-    nodes, rels = random_apd("r", n=50, seed=2)
-    neo.write("r", nodes, rels, replace=list(NODES))
-    before = neo.counts()
-    indexes = neo._run("SHOW INDEXES YIELD name RETURN name ORDER BY name")
-    result = Apd(neo4j_server["bolt"])("cypher", text.replace("{canary}", str(canary).lstrip("/")), ok=False)
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: refused: `apd cypher` is read-only") and why in lines[0]
-    assert "apd-canary" not in result.output
-    pd.testing.assert_frame_equal(neo.counts(), before)
-    pd.testing.assert_frame_equal(neo._run("SHOW INDEXES YIELD name RETURN name ORDER BY name"), indexes)
-    assert neo.query("pending_writes").empty
 
 
 def test_graph_reads_and_schema_procedures_pass(neo4j_server, neo):

@@ -82,6 +82,43 @@ def test_demo_split_flows_hardness_and_every_named_query(bolt, tmp_path):
     for f in b_dir.glob("*.csv"):
         if f.name != "Run.csv":  # `created` differs
             assert sorted(f.read_text().splitlines()) == sorted((a_dir / f.name).read_text().splitlines()), f.name
+    _geometry_pictures_and_maintenance(neo, lbug, tmp_path)
+
+
+def _timeless(out: dict) -> dict:
+    """A command's JSON without what differs between any two runs of it: wall time, output paths."""
+    return {k: v for k, v in out.items() if k not in ("seconds", "path", "out", "store")}
+
+
+def _geometry_pictures_and_maintenance(neo, lbug, tmp_path) -> None:
+    """geometry, regions --save, evolution, plot, report, cypher, store info, drop and runs
+    through Bolt, equal to LadybugDB's."""
+    run = RUNS[1]
+    a, b = neo.json("geometry", "--run", run, "--device", "cpu"), lbug.json("geometry", "--run", run, "--device", "cpu")
+    _same(a, b, "geometry")
+    assert len(a) == 450
+    dist = "MATCH (i:Instance) WHERE i.run = $run RETURN i.idx AS idx, i.boundary_dist AS d ORDER BY idx"
+    _same(neo.json("cypher", dist, "-p", f"run={run}"), lbug.json("cypher", dist, "-p", f"run={run}"), "boundary_dist")
+    plane = ["regions", "--run", run, "--anchors", "0,1,2", "--scale", "1.5", "--device", "cpu", "--save"]
+    a, b = _timeless(neo.json(*plane)), _timeless(lbug.json(*plane))
+    assert a == b and a["regions"] > 1
+    _same(neo.json("query", "planes", "-p", f"run={run}"), lbug.json("query", "planes", "-p", f"run={run}"), "planes")
+    _same(neo.json("evolution", "--runs", "digits-*"), lbug.json("evolution", "--runs", "digits-*"), "evolution")
+    for suffix in ("png", "svg"):
+        a, b = ({**_timeless(apd.json("plot", "plane", "--run", run, "--anchors", "0,1,2", "--device", "cpu",
+                                        "--out", str(tmp_path / f"{name}.{suffix}"))), "bytes": None}
+                for apd, name in ((neo, "neo4j"), (lbug, "lbug")))
+        assert a == b and a["regions"] > 1 and (tmp_path / f"neo4j.{suffix}").stat().st_size > 1000
+    a = neo.json("report", "--run", run, "--out", str(tmp_path / "neo4j.html"), "--device", "cpu")
+    b = lbug.json("report", "--run", run, "--out", str(tmp_path / "lbug.html"), "--device", "cpu")
+    assert {**_timeless(a), "bytes": None} == {**_timeless(b), "bytes": None} and a["plane"]["regions"] > 1
+    info = neo.json("store", "info")
+    assert info["path"] == neo.store_path and info["bytes"] is None and info["files"] == {}
+    _same(info["runs"], lbug.json("store", "info")["runs"], "store info")
+    neo.json("drop", "--run", RUNS[0])
+    lbug.json("drop", "--run", RUNS[0])
+    _same(neo.json("runs"), lbug.json("runs"), "runs after drop")
+    assert [r["run"] for r in neo.json("runs")] == [run]
 
 
 

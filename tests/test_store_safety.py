@@ -403,5 +403,5 @@ def test_pending_recovery_on_an_unwritable_store_says_what_to_run(stores, tmp_pa
                              "writable copy of all its files)\n")
     monkeypatch.undo()
     result = apd("store", "check", "--store", path, "--json")  # where it is writable: recovers, then all whole
-    assert result.exit_code == 0 and json_of(result)["problems"] == []
+    assert result.exit_code == 0 and json_of(result)["problems"] == [], result.output + result.stderr
     assert "run big: an interrupted write was rolled back (its partial results were removed)" in result.stderr

@@ -808,7 +808,7 @@ def store_info(store: str | None, as_json: bool) -> None:
     data = {**out, "runs": records(out["runs"]), "pending": records(out["pending"])}
 
     def human() -> None:
-        click.echo(f"{out['path']}: {out['bytes']} bytes")
+        click.echo(f"{out['path']}: " + (f"{out['bytes']} bytes" if out["bytes"] is not None else "a Neo4j database"))
         for name, size in out["files"].items():
             click.echo(f"  {name}: {size} bytes")
         click.echo(out["runs"].to_string(index=False) if len(out["runs"]) else "(no runs)")

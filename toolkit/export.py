@@ -127,16 +127,24 @@ def _admin_csv(frame: pd.DataFrame, header: list[str], folder: Path, name: str) 
     return {"name": name, "rows": len(frame), "header": f"{name}.header.csv", "data": f"{name}.csv"}
 
 
+def _earlier_export(folder: Path) -> bool:
+    """A folder holding an export's files and nothing else: replacing it deletes no one else's."""
+    ours = {MARKER} | {f"{n}{ext}" for n in (*NODES, *RELS) for ext in (".header.csv", ".csv")}
+    entries = list(folder.iterdir())
+    return (folder / MARKER).is_file() and all(e.is_file() and e.name in ours for e in entries)
+
+
 def export_admin(store: Store, run: str, out: str | os.PathLike, progress: bool = False) -> dict:
     """The whole run as `neo4j-admin database import full` input in folder `out`, plus import.sh.
 
     Node files carry `uid:ID` (uids are unique across runs: one ID space), typed property
     columns and `:LABEL`; relationship files `:START_ID`, `:END_ID`, `:TYPE` and typed
-    properties. A folder that holds an earlier export is replaced whole.
+    properties. A folder that holds an earlier export (and nothing else) is replaced whole.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
-        raise ApdError(f"--out {out} must be a new or empty folder (or an earlier `apd export` folder)")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _earlier_export(out))):
+        raise ApdError(f"--out {out} must be a new or empty folder (or an earlier `apd export` folder "
+                       "holding nothing else)")
     writable_path(out / MARKER, "--out")
     _check_run(store, run)
     out.parent.mkdir(parents=True, exist_ok=True)

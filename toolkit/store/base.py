@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import pandas as pd
 
 from toolkit.errors import ApdError
-from toolkit.store import outcome, pending, queries
+from toolkit.store import outcome, pending, queries, statement
 from toolkit.store.schema import ALL_NODES, NODES, typed_nodes, typed_rels
 
 
@@ -54,8 +54,15 @@ class Store(ABC):
         """Run write steps atomically: ('stmt', text, params) or ('nodes'|'rels', table, frame)."""
 
     @abstractmethod
-    def read(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Ad-hoc read-only Cypher; a write is refused with StoreError."""
+    def _plan_refusal(self, text: str, params: Mapping[str, Any]) -> str | None:
+        """Why the backend's own plan of `text` (nothing executes) is not a read of this
+        store's graph, or None."""
+
+    @abstractmethod
+    def _read(self, text: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """Run a statement already judged a read, in a read-only transaction."""
+
+    schema_calls: frozenset[str] = frozenset()  # procedures / table functions that only list the schema
 
     @abstractmethod
     def close(self) -> None: ...
@@ -68,6 +75,19 @@ class Store(ABC):
     # -- shared behaviour ---------------------------------------------------
     def __enter__(self) -> "Store":
         return self
+
+    def read(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Ad-hoc Cypher (`apd cypher`) that may read this store's graph and nothing else.
+
+        Three gates, each enough on its own for what it covers: the statement's tokens
+        (toolkit/store/statement.py: one statement, no clause that writes or touches files,
+        no CALL beyond the schema), the backend's plan of it, then a read-only transaction.
+        """
+        params = dict(params or {})
+        why = statement.refusal(text, self.schema_calls) or self._plan_refusal(text, params)
+        if why:
+            raise StoreError(f"refused: `apd cypher` is read-only ({why}); writes go through apd commands")
+        return self._read(text, params)
 
     def __exit__(self, *exc: object) -> None:
         self.close()

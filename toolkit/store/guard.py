@@ -62,11 +62,20 @@ def rss_bytes() -> int:
         return 0
 
 
-def store_bytes(path: str | os.PathLike) -> int:
-    """Bytes of a LadybugDB store: the main file and its side files (.wal, .shadow, ...)."""
+# The files LadybugDB keeps beside a store `X`: X.wal, X.shadow, X.checkpoint. Anything else
+# named X.* is someone else's (a user's X.notes, a copy X.bak) and never the store's.
+SIDE_SUFFIXES = (".wal", ".shadow", ".checkpoint")
+
+
+def store_files(path: str | os.PathLike) -> list[Path]:
+    """The store's main file and those of its side files that exist now."""
     p = Path(path)
-    files = [p, *p.parent.glob(p.name + ".*")] if p.parent.is_dir() else []
-    return sum(_size(f) for f in files)
+    return [f for f in (p, *(p.with_name(p.name + s) for s in SIDE_SUFFIXES)) if f.is_file()]
+
+
+def store_bytes(path: str | os.PathLike) -> int:
+    """Bytes of a LadybugDB store: the main file and its side files."""
+    return sum(_size(f) for f in store_files(path))
 
 
 def _size(f: Path) -> int:

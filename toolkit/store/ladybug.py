@@ -22,6 +22,24 @@ from toolkit.store.base import Store, StoreError, plain_strings
 
 LOCK_POLL_SECONDS = 0.2
 
+# Physical operators that only read the graph: every read one of LadybugDB's operator types
+# (its PhysicalOperatorType, which the plan prints as NAME[id]). The rest write, change the
+# schema, manage transactions, attach databases or extensions, or touch files (COPY_TO,
+# EXPORT_DATABASE, STANDALONE_CALL, ...), and are refused.
+READ_OPERATORS = frozenset({
+    "AGGREGATE", "AGGREGATE_FINALIZE", "AGGREGATE_SCAN", "COUNT_ANTI_EDGE_CHAIN", "COUNT_EXTEND_CHAIN",
+    "COUNT_REL_TABLE", "CROSS_PRODUCT", "DUMMY_SINK", "DUMMY_SIMPLE_SINK", "EMPTY_RESULT", "FILTER", "FLATTEN",
+    "GROUPED_REACHABLE_COUNT", "HASH_JOIN_BUILD", "HASH_JOIN_PROBE", "INTERSECT", "INTERSECT_BUILD", "LIMIT",
+    "MULTIPLICITY_REDUCER", "ORDER_BY", "ORDER_BY_MERGE", "ORDER_BY_SCAN", "PACKED_EXTEND", "PACKED_FILTERED_COUNT",
+    "PATH_PROPERTY_PROBE", "PRIMARY_KEY_SCAN_NODE_TABLE", "PROJECTION", "QUERY_PRIMARY_KEY_LOOKUP", "REACHABLE_COUNT",
+    "RECURSIVE_EXTEND", "REL_DEGREE_TABLE", "RESULT_COLLECTOR", "SCAN_NODE_TABLE", "SCAN_REL_TABLE", "SEMI_MASKER",
+    "SKIP", "TABLE_FUNCTION_CALL", "TOP_K", "TOP_K_SCAN", "UNION_ALL_SCAN", "UNWIND", "UNWIND_DEDUP",
+})
+# Table functions that read only the query's own intermediate rows or the schema (READ_CSV,
+# READ_PARQUET, READ_NPY, ... read files and are refused).
+READ_FUNCTIONS = frozenset({"READ_FTABLE", "SHOW_TABLES", "TABLE_INFO", "SHOW_CONNECTION", "DB_VERSION",
+                            "SHOW_INDEXES", "SHOW_FUNCTIONS", "CURRENT_SETTING"})
+
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
@@ -39,6 +57,7 @@ def _writable(path: str) -> bool:
 
 class LadybugStore(Store):
     backend = "ladybug"
+    schema_calls = frozenset(f.lower() for f in READ_FUNCTIONS - {"READ_FTABLE"})
 
     def __init__(self, path: str | Path, read_only: bool = False, create: bool = True, wait: float = 0.0):
         """Open (never create, when `read_only` or not `create`) the store at `path`.
@@ -162,7 +181,18 @@ class LadybugStore(Store):
             result = result[-1]
         return _frame(result.get_as_df(), result.get_column_data_types())
 
-    def read(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def _plan_refusal(self, text: str, params: Mapping[str, Any]) -> str | None:
+        """LadybugDB's physical plan of `text`: every operator must be one that reads, and
+        every table function one that scans the graph or lists its schema."""
+        plan = self._in_read_transaction("EXPLAIN " + text, params)
+        if not len(plan) or not len(plan.columns):
+            return "it has no plan"
+        return plan_refusal(str(plan.iloc[0, 0]))
+
+    def _read(self, text: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        return self._in_read_transaction(text, params)
+
+    def _in_read_transaction(self, text: str, params: Mapping[str, Any]) -> pd.DataFrame:
         self._conn.execute("BEGIN TRANSACTION READ ONLY")
         try:
             return self._run(text, params)
@@ -256,6 +286,20 @@ class LadybugStore(Store):
     def close(self) -> None:
         self._conn.close()
         self._db.close()
+
+
+
+
+def plan_refusal(plan: str) -> str | None:
+    """Why a rendered LadybugDB plan is not a read of the graph (operator `NAME[id]`,
+    table function `Function: NAME`), or None."""
+    for op in re.findall(r"\b([A-Z][A-Z0-9_]*)\[\d+\]", plan):
+        if op not in READ_OPERATORS:
+            return f"its plan holds {op}, which is not a read of the graph"
+    for fn in re.findall(r"Function: (\w+)", plan):
+        if fn.upper() not in READ_FUNCTIONS:
+            return f"it calls {fn.lower()}, which reads outside the graph"
+    return None
 
 
 def _frame(df: pd.DataFrame, types: list[str]) -> pd.DataFrame:

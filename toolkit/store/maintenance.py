@@ -1,37 +1,41 @@
-"""`apd store info | check | compact`: what a store holds, whether its runs are whole, and
-a rewrite that gives back the space LadybugDB keeps after deletes and replaces.
+"""`apd store info | check | compact`: what a store holds, whether its runs are whole and
+undamaged, and a rewrite that gives back the space LadybugDB keeps after deletes and replaces.
 
-LadybugDB never shrinks its file: a replaced run's pages stay allocated. `compact` exports
-the live graph (LadybugDB's EXPORT DATABASE), imports it into a fresh file next to the
-store, verifies every count, then swaps the files with os.replace; the old file is kept as
-`PATH.bak` until the new one has opened, so a failure at any point leaves a whole store.
+LadybugDB never shrinks its file: a replaced run's pages stay allocated. `compact` refuses a
+damaged store (toolkit/store/integrity.py), exports the live graph (LadybugDB's EXPORT
+DATABASE) and imports it into a fresh file, both inside a work folder it creates next to the
+store, verifies every count, then swaps the files by rename. The toolkit deletes only what
+it created: that work folder (a cut-off compact's is recognised by its owner file), never a
+glob over the user's folder; a failure at any point leaves the store as it was.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from toolkit.errors import ApdError
 from toolkit.paths import writable_path
-from toolkit.store import open_store, pending, queries
+from toolkit.store import integrity, open_store, pending, queries
 from toolkit.store.base import Store, StoreError
-from toolkit.store.guard import store_bytes
+from toolkit.store.guard import store_bytes, store_files
 from toolkit.store.schema import RELS
+
+OWNER = "apd-compact"  # the file that marks a compact's work folder as the toolkit's
 
 
 def _local(location: str) -> Path:
     if "://" in location:
-        raise ApdError("apd store info/check/compact work on a LadybugDB file; Neo4j manages its own storage")
+        raise ApdError("apd store check/compact work on a LadybugDB file; Neo4j manages its own storage")
     return Path(location)
 
 
 def files(location: str) -> dict[str, int]:
-    """The store's files (main file and side files) and their sizes in bytes."""
-    p = Path(location)
-    return {str(f): f.stat().st_size for f in sorted([p, *p.parent.glob(p.name + ".*")]) if f.is_file()}
+    """The store's files (main file and LadybugDB's side files) and their sizes in bytes."""
+    return {str(f): f.stat().st_size for f in store_files(location)}
 
 
 def rel_counts(store: Store) -> dict[str, int]:
@@ -41,23 +45,25 @@ def rel_counts(store: Store) -> dict[str, int]:
 
 
 def info(location: str, wait: float = 0.0) -> dict:
-    """Path, bytes per file, runs with their node counts, and writes that never finished."""
-    path = _local(location)
-    with open_store(str(path), read_only=True, wait=wait) as s:
+    """Location, bytes per file (a LadybugDB file; None on a server), runs with their node
+    counts, and writes that never finished."""
+    with open_store(location, read_only=True, wait=wait) as s:
         runs = s.runs()
         marks = pending.pending(s)
+    local = "://" not in location
     cols = ["run", "dataset", "split", "instances"] + [c for c in runs.columns if c.startswith("n_")]
     return {
-        "path": str(path.resolve()),
-        "files": files(str(path)),
-        "bytes": store_bytes(path),
+        "path": str(Path(location).resolve()) if local else location,
+        "files": files(location) if local else {},
+        "bytes": store_bytes(location) if local else None,
         "runs": runs[[c for c in cols if c in runs.columns]],
         "pending": marks,
     }
 
 
 def problems(store: Store) -> list[str]:
-    """Every way a run's stored counts disagree with each other (one line each; empty = whole)."""
+    """Every way a run's stored counts disagree with each other or its rows are damaged (one
+    line each; empty = whole)."""
     out = [f"run {w.run}: a write started {w.started} never finished" for w in pending.pending(store).itertuples()]
     runs = store.query("runs").set_index("run")
     counts = store.counts()
@@ -90,65 +96,113 @@ def problems(store: Store) -> list[str]:
         predicted = int(store.query("apd_predicts", run=run)["instances"].sum())
         if predicted != n:
             out.append(f"run {run}: PREDICTS edges count {predicted} instances, not {n}")
+        out += integrity.damage(store, run)
     return out
 
 
 def check(location: str, wait: float = 0.0) -> dict:
-    """Open writable (which finishes any recovery), then validate every run's counts."""
+    """Open writable (which finishes any recovery, and waits out a writer), then validate
+    every run's counts and rows."""
     path = _local(location)
     with open_store(str(path), create=False, wait=wait) as s:
-        found = problems(s)
+        found = _problems_or_unreadable(s)
         runs = len(s.query("runs"))
     return {"path": str(path.resolve()), "runs": runs, "problems": found}
 
 
-def _snapshot(store: Store) -> tuple[list, dict]:
+def _problems_or_unreadable(store: Store) -> list[str]:
+    """`problems`, or one line when damage stops even the counting queries."""
+    try:
+        return problems(store)
+    except (StoreError, UnicodeDecodeError, RuntimeError, ValueError) as exc:
+        return [f"the store cannot be read through: {' '.join(str(exc).split())[:200]}"]
+
+
+def _snapshot(store: Store) -> tuple[list, dict, list]:
     counts = store.counts()
-    return sorted(map(tuple, counts[["run", "label", "nodes"]].values.tolist())), rel_counts(store)
+    return (sorted(map(tuple, counts[["run", "label", "nodes"]].values.tolist())), rel_counts(store),
+            store.query("runs").to_dict("records"))
 
 
 def compact(location: str, out: str | None = None, wait: float = 0.0) -> dict:
-    """Rewrite the live graph into a fresh file; swap it in (or write it to `out`)."""
+    """Rewrite the live graph into a fresh file; swap it in (or link it as `out`)."""
     path = _local(location)
-    target = Path(out) if out else path.with_name(path.name + ".compact")
-    if out and (target.exists() or target.resolve() == path.resolve()):
-        raise ApdError(f"--out {target} exists: choose a new file")
+    final = Path(out) if out else path
+    if out and (final.exists() or final.resolve() == path.resolve()):
+        raise ApdError(f"--out {final} exists: choose a new file")
     if out:
-        writable_path(target, "--out")  # before the export, not as LadybugDB's IO exception after it
-    export = path.with_name(path.name + ".export")
+        writable_path(final, "--out")  # before the export, not as LadybugDB's IO exception after it
     before = store_bytes(path)
+    with open_store(str(path), read_only=True, wait=wait) as s:  # a damaged file is never opened for writing
+        found = _problems_or_unreadable(s)
+    if found:
+        raise ApdError(f"store {path} is damaged, compact leaves it as it is: {found[0]}"
+                       + (f" (and {len(found) - 1} more: run `apd store check`)" if len(found) > 1 else ""))
     with open_store(str(path), create=False, wait=wait) as s:  # holds the lock; recovers first
-        for leftover in (export, target) if not out else (export,):  # an earlier compact's, cut off; under
-            _remove(leftover)  # the lock, so a refused compact never deletes a running one's files
+        _remove_cut_off_work(path, final)  # under the lock, so never a running compact's
         want = _snapshot(s)
-        s._run(f"EXPORT DATABASE '{_quoted(export)}'")
-    try:
-        import ladybug
-
-        db = ladybug.Database(str(target))
+        work = _work_folder(path, final)
         try:
-            ladybug.Connection(db).execute(f"IMPORT DATABASE '{_quoted(export)}'")
-        finally:
-            db.close()
+            s._run(f"EXPORT DATABASE '{_quoted(work / 'export')}'")
+        except BaseException:
+            shutil.rmtree(work)
+            raise
+    try:
+        target = _imported(work)
         with open_store(str(target), read_only=True) as fresh:
-            got = _snapshot(fresh)
-        if got != want:
-            raise StoreError(f"compact: the copy's counts differ from {path}; the store is unchanged")
-    except BaseException:
-        _remove(target)
-        raise
+            if _snapshot(fresh) != want:
+                raise StoreError(f"compact: the copy's counts differ from {path}; the store is unchanged")
+        after = store_bytes(target)
+        with open_store(str(path), read_only=True, wait=wait) as again:  # no writer can start while held
+            if _snapshot(again) != want:
+                raise StoreError(f"compact: {path} changed while compacting; the store is unchanged, run it again")
+            if out:
+                os.link(target, final)  # fails rather than replace a file that appeared meanwhile
+            else:
+                os.replace(path, work / "old.lbug")
+                os.replace(target, path)
+        if not out:
+            try:
+                with open_store(str(path), read_only=True):
+                    pass
+            except BaseException:
+                os.replace(work / "old.lbug", path)
+                raise
     finally:
-        _remove(export)
-    after = store_bytes(target)
-    if not out:
-        bak = path.with_name(path.name + ".bak")
-        os.replace(path, bak)
-        os.replace(target, path)
-        with open_store(str(path), read_only=True):
-            pass
-        bak.unlink()
-    return {"path": str((target if out else path).resolve()), "bytes_before": before, "bytes_after": after,
+        shutil.rmtree(work)
+    return {"path": str(final.resolve()), "bytes_before": before, "bytes_after": after,
             "runs": len({r for r, _, _ in want[0]})}
+
+
+def _imported(work: Path) -> Path:
+    """A fresh store in `work` holding the export in `work/export`."""
+    import ladybug
+
+    target = work / "store.lbug"
+    db = ladybug.Database(str(target))
+    try:
+        ladybug.Connection(db).execute(f"IMPORT DATABASE '{_quoted(work / 'export')}'")
+    except RuntimeError as exc:
+        raise StoreError(f"compact failed, the store is unchanged: {' '.join(str(exc).split())[:200]}") from None
+    finally:
+        db.close()
+    return target
+
+
+def _work_folder(path: Path, final: Path) -> Path:
+    """A fresh folder beside `final` (same filesystem: the swap is a rename), marked ours."""
+    work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.compact-"))
+    (work / OWNER).write_text(f"{path.resolve()}\n{os.getpid()}\n")
+    return work
+
+
+def _remove_cut_off_work(path: Path, final: Path) -> None:
+    """Work folders of this store's earlier compacts that were killed: ours by their owner file,
+    and cut off because the store's lock, which the caller holds, was free."""
+    for work in final.parent.glob(f".{final.name}.compact-*"):
+        owner = work / OWNER
+        if work.is_dir() and owner.is_file() and owner.read_text().split("\n")[0] == str(path.resolve()):
+            shutil.rmtree(work)
 
 
 def _quoted(p: Path) -> str:
@@ -157,11 +211,3 @@ def _quoted(p: Path) -> str:
     if "'" in text or "\\" in text:
         raise ApdError(f"compact cannot work next to {p}: its path holds a quote or backslash")
     return text
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p)
-    for f in [p, *p.parent.glob(p.name + ".*")] if p.parent.is_dir() else []:
-        if f.is_file():
-            f.unlink()

@@ -29,8 +29,13 @@ BATCH = 10_000
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
+SCHEMA_PROCEDURES = frozenset({"db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization",
+                               "db.schema.nodeTypeProperties", "db.schema.relTypeProperties"})
+
+
 class Neo4jStore(Store):
     backend = "neo4j"
+    schema_calls = frozenset(p.lower() for p in SCHEMA_PROCEDURES)
 
     def __init__(self, uri: str, read_only: bool = False):
         import neo4j
@@ -83,19 +88,23 @@ class Neo4jStore(Store):
         with self._errors(), self._session(self._neo4j.WRITE_ACCESS) as s:
             return s.execute_write(_collect, text, dict(params or {}))
 
-    def read(self, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run `text` only if the server's own plan of it (EXPLAIN: nothing executes) is a read
-        of this database's graph; then in a read transaction (the server refuses writes too)."""
+    def _plan_refusal(self, text: str, params: Mapping[str, Any]) -> str | None:
+        """The server's own plan of `text` (EXPLAIN: nothing executes), see `_refusal`."""
+        with self._read_errors(), self._session(self._neo4j.READ_ACCESS) as s:
+            return _refusal(s.run("EXPLAIN " + text, params).consume())
+
+    def _read(self, text: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """In a read transaction: the server refuses writes too."""
+        with self._read_errors(), self._session(self._neo4j.READ_ACCESS) as s:
+            return s.execute_read(_collect, text, params)
+
+    @contextmanager
+    def _read_errors(self):
+        """The server's read-access refusal as ours; every other failure as `_errors` says."""
         from neo4j import exceptions as nx
 
         try:
-            with self._session(self._neo4j.READ_ACCESS) as s:
-                summary = s.run("EXPLAIN " + text, dict(params or {})).consume()
-            refusal = _refusal(summary)
-            if refusal:
-                raise StoreError(f"refused: `apd cypher` is read-only ({refusal}); writes go through apd commands")
-            with self._session(self._neo4j.READ_ACCESS) as s:
-                return s.execute_read(_collect, text, dict(params or {}))
+            yield
         except nx.Neo4jError as exc:
             if "AccessMode" in (exc.code or "") or "read access mode" in (exc.message or ""):
                 raise StoreError("refused: `apd cypher` is read-only; writes go through apd commands") from None
@@ -177,9 +186,6 @@ def _collect(tx, text: str, params: dict) -> pd.DataFrame:
 
 
 # Procedures that read only the graph's own schema; any other CALL is refused by `read`.
-SCHEMA_PROCEDURES = frozenset({"db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization",
-                               "db.schema.nodeTypeProperties", "db.schema.relTypeProperties"})
-
 
 def _refusal(summary) -> str | None:
     """Why a planned statement is not a plain read of the graph, from the server's plan:

@@ -100,18 +100,3 @@ def columns(name: str) -> list[str]:
         else:
             raise ValueError(f"{name}: cannot read column {item!r} in its `// Columns:` header")
     return out
-
-
-_WRITE_CLAUSE = re.compile(
-    r"(?<![\w.$])(CREATE|MERGE|DELETE|DETACH|SET|REMOVE|DROP|FOREACH|COPY|LOAD\s+CSV|LOAD\s+FROM)(?!\w)", re.I
-)
-
-
-def writes(text: str) -> str | None:
-    """The first write clause in `text` (outside strings, comments and `quoted` names), or None.
-
-    A read-only guard that does not depend on the server enforcing read access mode.
-    """
-    bare = re.sub(r"//[^\n]*|/\*.*?\*/|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`[^`]*`", " ", text, flags=re.S)
-    hit = _WRITE_CLAUSE.search(bare)
-    return " ".join(hit.group(1).upper().split()) if hit else None
