@@ -19,6 +19,7 @@ import pytest
 from tests.apd_graph import random_apd
 from tests.conftest import Apd, empty_neo4j
 from toolkit.store import open_store
+from toolkit.store.maintenance import problems
 from toolkit.store.schema import NODES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,7 +137,8 @@ def test_recovery_leaves_a_running_writer_alone(neo):
 
 def test_sigkill_of_the_server_mid_ingest_leaves_no_partial_run(tmp_path):
     """A private server on a data folder: killed (SIGKILL, the whole JVM) mid-write, then
-    started again on the same data: the writer said so in one line, the run is absent."""
+    started again on the same data: the writer said so in one line, the run is absent, and
+    running the write again gives the whole run with every check of `apd store check` passing."""
     from tests.neo4j_server import missing_tools, neo4j_server
 
     if missing_tools():
@@ -162,6 +164,13 @@ def test_sigkill_of_the_server_mid_ingest_leaves_no_partial_run(tmp_path):
             with open_store(srv["bolt"]) as s:  # writable: rolls the cut-off run back
                 assert s.query("pending_writes").empty
                 assert _whole_or_absent(s, "big", 60_000) == 0
+                assert s.counts("keep").to_dict() == keep
+            again = _writer(srv["bolt"], "big", 60_000)  # a re-run gives the clean graph
+            _, err = again.communicate(timeout=300)
+            assert again.returncode == 0, err
+            with open_store(srv["bolt"], read_only=True) as s:
+                assert _whole_or_absent(s, "big", 60_000) == 60_000
+                assert problems(s) == []  # counts, keys, supports, uids and the uid index all agree
                 assert s.counts("keep").to_dict() == keep
     finally:
         os.environ.pop("APD_NEO4J_PASSWORD") if saved is None else os.environ.__setitem__("APD_NEO4J_PASSWORD", saved)
