@@ -20,6 +20,7 @@ from tqdm import tqdm
 from loaders.datasets import load_dataset
 from loaders.forgetting import forgetting_events
 from loaders.epochs import EpochCounter
+from loaders.memory import check_fits
 from loaders.models import ACTIVATIONS, ARCHS, apply_masks, arch_string, build_model, save_checkpoint
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError
@@ -129,6 +130,7 @@ def train(
     }
     if kind == "lenet5":
         arch["hidden"] = []
+    check_fits(arch, arch_string(arch), batch_size, optimizer, momentum, dev)
     model = build_model(arch)
     _initialise(model, init)
     model = model.to(dev)
