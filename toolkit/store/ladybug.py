@@ -53,6 +53,8 @@ class LadybugStore(Store):
         self.incomplete: list[str] = []  # runs with a live or unrecoverable cut-off write
         if not Path(path).exists() and (read_only or not create):
             raise StoreError(f"no store at {path}: run `apd demo` or `apd ingest` first, or pass --store")
+        if Path(path).is_file() and Path(path).stat().st_size == 0:  # LadybugDB would make it a store
+            raise StoreError(f"{path} is not a store (an empty file): only a missing path becomes a new store")
         if read_only:
             self._open_read_only(wait)
         else:
@@ -78,7 +80,7 @@ class LadybugStore(Store):
                     if time.monotonic() < deadline:
                         time.sleep(LOCK_POLL_SECONDS)
                         continue
-                    raise self._locked_error(msg) from None
+                    raise self._locked_error(msg, wait) from None
                 if "Checksum verification failed" in msg and not salvage:
                     self._keep_broken_wal(read_only)
                     salvage = True
@@ -136,9 +138,12 @@ class LadybugStore(Store):
         print(f"store {self.location}: its write-ahead log was cut off mid-write; the committed part was "
               f"replayed, the cut-off log is kept as {kept}", file=sys.stderr)
 
-    def _locked_error(self, msg: str) -> StoreError:
+    def _locked_error(self, msg: str, wait: float) -> StoreError:
         held = re.search(r"Lock is held by PID (\d+)", msg)
         who = f" (PID {held.group(1)})" if held else ""
+        if wait:
+            return StoreError(f"store {self.location} is still locked by another process{who} after {wait:g} s: "
+                              "close it and retry, or pass a longer --wait SECONDS")
         return StoreError(f"store {self.location} is locked by another process{who}: "
                           "close it and retry, or pass --wait SECONDS")
 
