@@ -27,14 +27,14 @@ def parameter_count(arch: dict) -> int:
     return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
 
 
-def training_bytes(arch: dict, batch_size: int, optimizer: str, momentum: float) -> int:
+def training_bytes(arch: dict, batch_size: int, optimizer: str, momentum: float, epochs: int, instances: int) -> int:
     """Bytes training holds beyond the data: float32 weights, gradients, optimizer state (Adam
-    two moments, SGD a momentum buffer if any) and the checkpoint's copy, plus a batch's
-    activations forward and backward."""
+    two moments, SGD a momentum buffer if any) and the checkpoint's copy, a batch's
+    activations forward and backward, and the epochs x instances correctness matrix."""
     copies = 3 + (2 if optimizer == "adam" else 1 if momentum else 0)
     widths = [arch["in_dim"], *arch["hidden"], arch["out_dim"]] if arch["kind"] == "mlp" \
         else [arch["in_dim"], 6 * 28 * 28, 16 * 10 * 10, 120, 84, arch["out_dim"]]
-    return 4 * (copies * parameter_count(arch) + 3 * batch_size * sum(widths))
+    return 4 * (copies * parameter_count(arch) + 3 * batch_size * sum(widths)) + epochs * instances
 
 
 def available_bytes(device: torch.device) -> int:
@@ -51,12 +51,13 @@ def available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def check_fits(arch: dict, dims: str, batch_size: int, optimizer: str, momentum: float, device: torch.device) -> None:
+def check_fits(arch: dict, dims: str, batch_size: int, optimizer: str, momentum: float, epochs: int, instances: int,
+               device: torch.device) -> None:
     """ApdError in one line when training `arch` (described as `dims`) needs more memory than is free."""
-    need = training_bytes(arch, batch_size, optimizer, momentum)
+    need = training_bytes(arch, batch_size, optimizer, momentum, epochs, instances)
     have = available_bytes(device)
     if need > have:
-        raise ApdError(f"a {dims} network (output width = the data's largest label + 1) has "
-                       f"{parameter_count(arch):,} parameters: training it needs about {need / GB:,.1f} GB (weights, "
-                       f"gradients, {optimizer} state), more than the {have / GB:,.1f} GB free on {device.type}; "
-                       "choose smaller --hidden widths or --batch-size")
+        raise ApdError(f"training a {dims} network ({parameter_count(arch):,} parameters, {epochs:,} epochs of "
+                       f"{instances:,} instances) needs about {need / GB:,.1f} GB, more than the {have / GB:,.1f} GB "
+                       f"free on {device.type}: choose smaller --hidden widths, --batch-size or --epochs (the output "
+                       "width is the data's largest label + 1)")
