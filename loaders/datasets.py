@@ -24,6 +24,7 @@ SPLIT_SEED = 0
 # Share of each class held out for `test` where the source has no split of its own.
 TEST_FRACTION = {"digits": 0.25, "mnist": 0.2, "fashion-mnist": 1 / 7, "npz": 0.2}
 FETCHABLE = ("mnist", "fashion-mnist")
+MAX_LABEL = int(np.iinfo(np.int64).max)  # labels are int64 in memory and in the store
 NPZ_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")  # an npz with its own split
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -140,8 +141,12 @@ def _check_npz(path: Path, x: np.ndarray, y: np.ndarray) -> None:
         raise ApdError(f"{path}: x must be [n, ...] and y [n] (got x{list(x.shape)}, y{list(y.shape)})")
     if len(x) == 0 or x[0].size == 0:
         raise ApdError(f"{path} holds no data (x{list(x.shape)}): it needs at least one row of features")
+    if x.dtype != np.bool_ and not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ApdError(f"{path}: x holds {x.dtype} values; it must hold real numbers (integers or floats)")
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise ApdError(f"{path}: y must hold non-negative integer class labels")
+    if len(y) and int(y.max()) > MAX_LABEL:  # a uint64 label past int64 would wrap to a negative one
+        raise ApdError(f"{path}: y holds label {int(y.max())}, beyond the 64-bit integer range")
 
 
 def _split(name: str, split: str, x: np.ndarray, y: np.ndarray, test_fraction: float, **meta) -> Dataset:
@@ -173,10 +178,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _check_finite(name: str, x: np.ndarray) -> None:
+    """NaN, inf, and floats that would become inf as float32 (which numpy casts with a warning)."""
     finite = np.isfinite(x)
     if not finite.all():
         bad = int((~finite).reshape(len(x), -1).any(axis=1).sum())
         raise ApdError(f"dataset {name} has NaN or inf values in {bad} rows: clean the data first")
+    if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize > 4:
+        huge = np.abs(x) > np.finfo(np.float32).max
+        if huge.any():
+            bad = int(huge.reshape(len(x), -1).any(axis=1).sum())
+            raise ApdError(f"dataset {name} has values beyond float32's range (+-{np.finfo(np.float32).max:.3g}) "
+                           f"in {bad} rows: rescale the data first")
 
 
 def _idx_path(folder: Path, stem: str) -> Path | None:

@@ -65,6 +65,9 @@ def ingest(
     if loaded.features is not None and ds.features != loaded.features:
         raise ApdError(f"model {model_path} takes {loaded.features} features but dataset {ds.name} has {ds.features}")
     rec = record(loaded.model, ds.x, batch_size=batch_size, device=device, progress=progress)
+    if len(ds) and int(ds.y.max()) >= rec.outputs:  # accuracy and errors would count a class it cannot predict
+        raise ApdError(f"dataset {ds.name} has label {int(ds.y.max())} but model {model_path} has {rec.outputs} "
+                       f"classes: labels must lie in 0..{rec.outputs - 1}")
     if factory is not None:
         dims = [ds.features, *(layer.neurons for layer in rec.layers), rec.outputs]
         kinds = "/".join(dict.fromkeys(layer.kind for layer in rec.layers))

@@ -18,12 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from loaders.checkpoint import ACTIVATIONS, ARCHS, check_checkpoint, check_masks
 from toolkit.errors import ApdError
 
 FORMAT = "apd/2"  # arch["kind"] is "mlp" or "lenet5"
 FORMATS = (FORMAT, "apd-mlp/1")  # apd-mlp/1: MLP checkpoints written before conv nets, still loaded
-ACTIVATIONS = ("relu", "leaky_relu", "hardtanh")
-ARCHS = ("mlp", "lenet5")
 LENET_SIDE = 28  # LeNet-5 takes 28x28 single-channel images (MNIST, Fashion-MNIST)
 
 
@@ -145,17 +144,21 @@ def load(path: str | os.PathLike, factory: str | None = None) -> LoadedModel:
     data = read_weights(path)
     if factory:
         model = make_from_factory(factory)
-        state = data["state_dict"] if data.get("format") in FORMATS else data
+        state = data.get("state_dict") if data.get("format") in FORMATS else data
+        if not isinstance(state, dict):
+            raise ApdError(f"checkpoint {path} lacks key 'state_dict'")
         _load_state(model, state, f"the state dict in {path} does not fit the model of factory {factory}")
         return LoadedModel(model.float().eval(), arch=f"factory {factory}", epoch=-1)
     if data.get("format") not in FORMATS:
         raise ApdError(f"{path} is not an apd checkpoint: for a plain state dict pass --factory pkg.module:fn")
+    check_checkpoint(data, path)
     arch = data["arch"]
     model = build_model(arch)
     _load_state(model, data["state_dict"], f"checkpoint {path} is inconsistent with its architecture")
+    check_masks(model, data["masks"], path)
     apply_masks(model, data["masks"])
     record = data["record"]
-    return LoadedModel(model.float().eval(), arch_string(arch), arch["in_dim"], int(record.get("epoch", -1)), record)
+    return LoadedModel(model.float().eval(), arch_string(arch), arch["in_dim"], record.get("epoch", -1), record)
 
 
 def load_model(path: str | os.PathLike, factory: str | None = None) -> nn.Module:

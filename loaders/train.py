@@ -20,6 +20,7 @@ from tqdm import tqdm
 from loaders.datasets import load_dataset
 from loaders.forgetting import forgetting_events
 from loaders.epochs import EpochCounter
+from loaders.memory import check_fits
 from loaders.models import ACTIVATIONS, ARCHS, apply_masks, arch_string, build_model, save_checkpoint
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError
@@ -59,12 +60,14 @@ def train(
     record_split: str = "train",
     run: str | None = None,
     store=None,
+    wait: float = 0.0,
 ) -> dict:
     """Train on `dataset`'s train split, save `out` (and snapshots); returns a summary dict.
 
     With `record_every` N, distinct patterns per layer (and loss, accuracy) over
     `record_split` are counted at epoch 0 and every N epochs and stored as run `run`'s
-    Epoch nodes in `store` (replacing that run's earlier Epoch nodes).
+    Epoch nodes in `store` (replacing that run's earlier Epoch nodes), waiting up to `wait`
+    seconds for another process's lock on it.
     """
     hidden = list(hidden)
     snapshots = sorted(set(snapshots))
@@ -102,7 +105,7 @@ def train(
         where = store_location(store)
         if "://" not in where:  # a store path that cannot be written fails now, not after training
             writable_path(where, "--store")
-        _check_epoch_run(store, run, out)
+        _check_epoch_run(store, run, out, wait)
     dev = resolve_device(device)
     lr = OPTIMIZERS[optimizer] if lr is None else lr
     if not (math.isfinite(lr) and lr > 0):  # torch's own ValueError would surface as a traceback
@@ -129,6 +132,7 @@ def train(
     }
     if kind == "lenet5":
         arch["hidden"] = []
+    check_fits(arch, arch_string(arch), batch_size, optimizer, momentum, epochs, len(train_ds), dev)
     model = build_model(arch)
     _initialise(model, init)
     model = model.to(dev)
@@ -222,7 +226,7 @@ def train(
     if counter is not None:
         from toolkit.store import open_store
 
-        with open_store(store) as s:
+        with open_store(store, wait=wait) as s:
             s.write(run, nodes={"Epoch": counter.frame(run)}, replace=["Epoch"])
             result["store"] = s.location
         result["run"] = run
@@ -230,7 +234,7 @@ def train(
     return result
 
 
-def _check_epoch_run(store: str | None, run: str, out: str | os.PathLike) -> None:
+def _check_epoch_run(store: str | None, run: str, out: str | os.PathLike, wait: float) -> None:
     """Epoch nodes describe one training: refuse a --run that already names an ingested run of
     another model (its Epoch rows would be read as that model's history)."""
     from toolkit.store import open_store, store_location
@@ -238,7 +242,7 @@ def _check_epoch_run(store: str | None, run: str, out: str | os.PathLike) -> Non
     where = store_location(store)
     if "://" not in where and not Path(where).exists():
         return
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         runs = s.runs()
     held = runs.loc[runs["run"] == run, "model"] if len(runs) else []
     model = str(Path(out).resolve())

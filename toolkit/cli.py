@@ -81,11 +81,17 @@ def scale_option(f: Callable) -> Callable:
 
 
 def wait_option(f: Callable) -> Callable:
-    """`--wait SECONDS` for every command that writes the store: how long to wait for another writer."""
+    """`--wait SECONDS` for every command that opens the store, readers too: a LadybugDB file
+    locked by a writer refuses readers as well, and the refusal tells the user to pass --wait."""
     return click.option(
         "--wait", "wait", default=0.0, show_default=True, type=Real(min=0, allow_inf=True), metavar="SECONDS",
-        help="Wait up to SECONDS for another process's lock on the store (default: fail at once).",
+        help="Wait up to SECONDS for another process's lock on a LadybugDB store (default: fail at once).",
     )(f)
+
+
+INT64 = click.IntRange(min=-(2**63), max=2**63 - 1)  # what reaches the store as an integer parameter
+SEED = click.IntRange(min=0, max=2**63 - 1)  # torch and numpy seeds
+PLANES = click.IntRange(max=1_000_000)  # each plane takes about a second; the lower bound is the library's check
 
 
 def json_option(f: Callable) -> Callable:
@@ -153,7 +159,19 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
             params[key] = raw
+        if not _fits_int64(params[key]):
+            raise ApdError(f"parameter {key} holds an integer outside the 64-bit range the stores take "
+                           f"({-(2**63)}..{2**63 - 1})")
     return params
+
+
+def _fits_int64(value: Any) -> bool:
+    """Whether every integer in a parsed parameter (lists and objects included) fits int64."""
+    if isinstance(value, list):
+        return all(_fits_int64(v) for v in value)
+    if isinstance(value, dict):
+        return all(_fits_int64(v) for v in value.values())
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
 # --- store commands ----------------------------------------------------------
@@ -161,13 +179,14 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 @main.command()
 @store_option
+@wait_option
 @json_option
-def runs(store: str | None, as_json: bool) -> None:
+def runs(store: str | None, wait: float, as_json: bool) -> None:
     """List the runs in the store: a compact table, every property and node count with --json.
 
     Example: apd runs --json
     """
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         table = s.runs()
     compact = ["run", "model", "dataset", "split", "instances", "accuracy", "layers"]
 
@@ -189,8 +208,10 @@ def runs(store: str | None, as_json: bool) -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable).")
 @click.option("--list", "list_", is_flag=True, help="List the named queries and their parameters.")
 @store_option
+@wait_option
 @json_option
-def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | None, as_json: bool) -> None:
+def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | None, wait: float,
+          as_json: bool) -> None:
     """Run a named query from cypher/ with parameters.
 
     Example: apd query layer_summary -p run=digits-test
@@ -212,7 +233,7 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
     if unknown:
         takes = ", ".join(wanted) or "none"
         raise ApdError(f"query {name!r} has no parameter {', '.join(unknown)} (its parameters: {takes})")
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         asked = [given["run"]] if "run" in given else []
         asked += given["runs"] if isinstance(given.get("runs"), list) else []
         known = set(s.query("runs")["run"])
@@ -226,13 +247,14 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
 @click.argument("text")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable).")
 @store_option
+@wait_option
 @json_option
-def cypher(text: str, params: tuple[str, ...], store: str | None, as_json: bool) -> None:
+def cypher(text: str, params: tuple[str, ...], store: str | None, wait: float, as_json: bool) -> None:
     """Run ad-hoc read-only Cypher (writes are refused).
 
     Example: apd cypher "MATCH (p:Pattern) RETURN p.layer AS layer, count(*) AS n"
     """
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         emit(s.read(text, parse_params(params)), as_json)
 
 
@@ -297,7 +319,7 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
 @click.option("--init", type=click.Choice(["default", "kaiming", "xavier"]), default="default", show_default=True,
               help="Weight initialisation (biases 0 unless default).")
 @click.option("--batch-size", default=64, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @device_option
 @click.option("--record-every", default=0, show_default=True, type=int,
               help="Count distinct patterns per layer every N epochs (and at epoch 0); needs --run.")
@@ -305,11 +327,12 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
 @click.option("--run", "run", default=None, help="Run whose Epoch nodes receive the counts (`apd evolution --run`).")
 @data_dir_option
 @store_option
+@wait_option
 @json_option
 def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snapshots: str | None, activation: str,
               density: float, optimizer: str, lr: float | None, momentum: float, weight_decay: float, init: str,
               batch_size: int, seed: int, device: str, record_every: int, record_split: str, run: str | None,
-              data_dir: str | None, store: str | None, as_json: bool) -> None:
+              data_dir: str | None, store: str | None, wait: float, as_json: bool) -> None:
     """Train an MLP or LeNet-5 on a dataset's train split, tracking forgetting events.
 
     Example: apd train --dataset digits --hidden 32,32,32 --epochs 50 --out digits.pt --snapshots 10,25
@@ -320,7 +343,7 @@ def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snaps
     out_info = train(dataset, numbers(hidden, "--hidden"), epochs, out, numbers(snapshots, "--snapshots") or [],
                      activation, density, optimizer, lr, batch_size, seed, data_dir, progress=not as_json,
                      arch=arch, momentum=momentum, weight_decay=weight_decay, init=init, device=device,
-                     record_every=record_every, record_split=record_split, run=run, store=store)
+                     record_every=record_every, record_split=record_split, run=run, store=store, wait=wait)
     recorded = ""
     if "run" in out_info:
         recorded = (f"\nrecorded {len({r['epoch'] for r in out_info['epochs_recorded']})} epochs of run "
@@ -365,7 +388,7 @@ def ingest_cmd(model: str, dataset: str, split: str, run: str, device: str, batc
 @main.command("demo")
 @click.option("--model", default=None, metavar="PATH", help="Where to save the model [default: apd-demo.pt next to the store].")
 @click.option("--epochs", default=30, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @store_option
 @wait_option
 @json_option
@@ -426,11 +449,11 @@ def split(run: str, target: str, store: str | None, wait: float, as_json: bool) 
 @main.command()
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--layers", default=None, metavar="L1,L2", help="Hidden layers (1-based); default the last two.")
-@click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1, max=INT64.max),
               help="Keep flows with at least this many instances.")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=0),
               help="Flows to print (0: only the summary line; all with --json).")
-@click.option("--label", default=None, type=int, help="Only instances of this true label (printed, not written).")
+@click.option("--label", default=None, type=INT64, help="Only instances of this true label (printed, not written).")
 @store_option
 @wait_option
 @json_option
@@ -462,15 +485,16 @@ def flows(run: str, layers: str | None, min_strength: int, top: int, label: int 
 @main.command()
 @click.option("--run", "run", required=True, help="Run name (split first with `apd split`).")
 @store_option
+@wait_option
 @json_option
-def hardness(run: str, store: str | None, as_json: bool) -> None:
+def hardness(run: str, store: str | None, wait: float, as_json: bool) -> None:
     """Errors and forgetting events by final-cluster size; stable vs unstable patterns.
 
     Example: apd hardness --run digits-test
     """
     from toolkit.apd.hardness import hardness as tables
 
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         out = tables(s, run)
     data = {"run": run, **out.summary, "by_size": records(out.by_size), "stability": records(out.stability)}
 
@@ -488,8 +512,9 @@ def hardness(run: str, store: str | None, as_json: bool) -> None:
 @click.option("--runs", "runs", default=None, metavar="GLOB", help="Snapshot run names, e.g. 'mnist32@e*'.")
 @click.option("--run", "run", default=None, help="A run trained with `apd train --record-every N --run NAME`.")
 @store_option
+@wait_option
 @json_option
-def evolution(runs: str | None, run: str | None, store: str | None, as_json: bool) -> None:
+def evolution(runs: str | None, run: str | None, store: str | None, wait: float, as_json: bool) -> None:
     """Distinct patterns per layer by epoch: across snapshot runs (--runs) or recorded in training (--run).
 
     Example: apd evolution --runs 'mnist32@e*'   or   apd evolution --run m40
@@ -499,7 +524,7 @@ def evolution(runs: str | None, run: str | None, store: str | None, as_json: boo
 
     if (runs is None) == (run is None):
         raise ApdError("give exactly one of --runs GLOB (snapshot runs) and --run NAME (per-epoch counts)")
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         emit(table(s, runs) if runs is not None else epoch_table(s, run), as_json)
 
 
@@ -515,9 +540,10 @@ def evolution(runs: str | None, run: str | None, store: str | None, as_json: boo
 @data_dir_option
 @click.option("--save", is_flag=True, help="Store the plane as a Plane node of the run (for `apd mbh --planes-from`).")
 @store_option
+@wait_option
 @json_option
 def regions(run: str, anchors: str, device: str, scale: float, box: str | None, data_dir: str | None,
-            save: bool, store: str | None, as_json: bool) -> None:
+            save: bool, store: str | None, wait: float, as_json: bool) -> None:
     """Exact partition of the plane through three instances into activation regions.
 
     A plane point (u, v) is origin + u*basis[0] + v*basis[1].
@@ -526,7 +552,7 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
     from toolkit.regions.runs import plane_regions
 
     idx = numbers(anchors, "--anchors", count=3)
-    with open_store(store, read_only=not save, create=False) as s:
+    with open_store(store, read_only=not save, create=False, wait=wait) as s:
         out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir, save)
     emit(out, as_json, lambda: click.echo(
         f"{run}: plane through instances {out['anchors']} (labels {out['anchor_labels']}): "
@@ -558,7 +584,7 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
         if with_inradius:
             raise ApdError("--inradius does not apply to --segment (it only counts the regions on the segment)")
         ends = numbers(segment, "--segment", count=2)
-        with open_store(store, read_only=True) as s:
+        with open_store(store, read_only=True, wait=wait) as s:
             out = run_segment(s, run, ends, device, data_dir)
         emit(out, as_json, lambda: click.echo(
             f"{run}: {out['regions']} regions between instances {ends[0]} and {ends[1]} (length {out['length']:.4g})"))
@@ -580,12 +606,12 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
 @main.command("report")
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--out", required=True, metavar="FILE.html", help="Where to write the self-contained HTML report.")
-@click.option("--label", default=None, type=int, help="Only instances of this true label.")
+@click.option("--label", default=None, type=INT64, help="Only instances of this true label.")
 @click.option("--instances", default=500, show_default=True, type=int, help="Instances drawn in the Sankey (0 = all).")
 @click.option("--runs", "runs", default=None, metavar="GLOB", help="Snapshot runs drawn side by side, e.g. 'mnist32@e*'.")
 @click.option("--max-nodes", default=30, show_default=True, type=click.IntRange(min=2),
               help="Sankey nodes per column; the rest are pooled as \"other\".")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the instance sample.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the instance sample.")
 @click.option("--anchors", default=None, metavar="I,J,K",
               help="Instances spanning the plane picture [default: first instances of three labels].")
 @click.option("--coverage", default=None, type=float,
@@ -593,10 +619,11 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
 @device_option
 @data_dir_option
 @store_option
+@wait_option
 @json_option
 def report(run: str, out: str, label: int | None, instances: int, runs: str | None, max_nodes: int, seed: int,
            anchors: str | None, coverage: float | None, device: str, data_dir: str | None, store: str | None,
-           as_json: bool) -> None:
+           wait: float, as_json: bool) -> None:
     """One self-contained HTML file (opens offline): APD Sankey, patterns per layer, flows,
     cluster sizes with errors and forgetting, a plane partition (with a class's blanket in red
     where `apd mbh` results exist: the --label class, else the first anchor's). Reads the store only.
@@ -607,7 +634,7 @@ def report(run: str, out: str, label: int | None, instances: int, runs: str | No
 
     from toolkit.viz.report import build_report
 
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         info = build_report(s, run, out, label, instances, runs, max_nodes, seed,
                             numbers(anchors, "--anchors", count=3), coverage, data_dir, device,
                             progress=not as_json)
@@ -625,16 +652,17 @@ def plot() -> None:
 @plot.command("plane")
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--anchors", required=True, metavar="I,J,K", help="Three instance indices spanning the plane.")
-@click.option("--class", "class_", default=None, type=int, help="Draw this class's blanket in red (needs MBH).")
+@click.option("--class", "class_", default=None, type=INT64, help="Draw this class's blanket in red (needs MBH).")
 @click.option("--coverage", default=0.8, show_default=True, type=float, help="Minimum coverage of the blanket's pattern.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg", help="Picture file; the format follows the suffix.")
 @scale_option
 @device_option
 @data_dir_option
 @store_option
+@wait_option
 @json_option
 def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out: str, scale: float, device: str,
-               data_dir: str | None, store: str | None, as_json: bool) -> None:
+               data_dir: str | None, store: str | None, wait: float, as_json: bool) -> None:
     """The exact plane partition through three instances: regions, decision boundary, anchors.
 
     Example: apd plot plane --run digits-test --anchors 0,1,2 --out plane.png
@@ -643,7 +671,7 @@ def plot_plane(run: str, anchors: str, class_: int | None, coverage: float, out:
 
     picture_path(out)
     blanket, s_class = None, None
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         rp = run_plane(s, run, numbers(anchors, "--anchors", count=3), device, scale, data_dir)
         if class_ is not None:
             from toolkit.mbh.runs import class_blanket
@@ -670,13 +698,13 @@ def _classes(text: str) -> list[int] | None:
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--coverage", default="0.8", show_default=True, metavar="C|C1,C2,...",
               help="Minimum coverage c_P in (0, 1]; a list is computed in one pass (nested blankets).")
-@click.option("--planes", default=10, show_default=True, type=int, help="Random planes (three classes each).")
+@click.option("--planes", default=10, show_default=True, type=PLANES, help="Random planes (three classes each).")
 @click.option("--anchors", default=None, metavar="I,J,K", help="One plane through these three instances instead.")
 @click.option("--planes-from", default=None, metavar="RUN", help="Reuse another run's stored planes.")
 @click.option("--classes", default="all", show_default=True, metavar="all|0,3,9", help="Classes to specialize.")
 @click.option("--greedy", type=click.Choice(["individual", "joint"]), default="individual", show_default=True,
               help="Add neurons by individual coverage, or by the joint coverage they keep.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random planes.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the random planes.")
 @scale_option
 @device_option
 @data_dir_option
@@ -714,13 +742,13 @@ def mbh_cmd(run: str, coverage: str, planes: int, anchors: str | None, planes_fr
 @main.command("mbh-sweep")
 @click.option("--sizes", default="4,12,34,100", show_default=True, help="n of the (3n, n) MLPs.")
 @click.option("--epochs", default=10, show_default=True, type=int)
-@click.option("--planes", default=10, show_default=True, type=int)
+@click.option("--planes", default=10, show_default=True, type=PLANES)
 @click.option("--coverage", default=0.8, show_default=True, type=float)
 @click.option("--pruned", is_flag=True, help="Add each larger net pruned (--density) to the smallest net's "
               "hidden-parameter budget 784*3n + 3n*n.")
 @click.option("--dataset", default="fashion-mnist", show_default=True, help="Dataset (train on train, measure on test).")
 @click.option("--out-dir", default="mbh-sweep", show_default=True, help="Where the checkpoints go.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @device_option
 @data_dir_option
 @store_option
@@ -754,11 +782,13 @@ def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned:
               help="neo4j-admin: the whole run as header + data CSVs and an import.sh, in folder --out.")
 @click.option("--out", required=True, metavar="FILE|DIR", help="Output file (csv, parquet) or folder (neo4j-admin).")
 @click.option("--layers", default=None, metavar="L1,L2", help="Flows: hidden layers (1-based); default the last two.")
-@click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1), help="Flows: smallest kept.")
+@click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1, max=INT64.max),
+              help="Flows: smallest kept.")
 @store_option
+@wait_option
 @json_option
 def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | None, min_strength: int,
-               store: str | None, as_json: bool) -> None:
+               store: str | None, wait: float, as_json: bool) -> None:
     """Write a run's instances, patterns, flows or clusters as CSV / Parquet, or the whole
     run as input for `neo4j-admin database import full` (the way to load millions of instances).
 
@@ -769,7 +799,7 @@ def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | Non
     if fmt == "neo4j-admin":
         if what is not None or layers is not None:
             raise ApdError("--format neo4j-admin exports the whole run: leave out --what and --layers")
-        with open_store(store, read_only=True) as s:
+        with open_store(store, read_only=True, wait=wait) as s:
             info = export_admin(s, run, out, progress=not as_json)
         total = sum(f["rows"] for f in info["nodes"]), sum(f["rows"] for f in info["relationships"])
         emit(info, as_json, lambda: click.echo(
@@ -780,7 +810,7 @@ def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | Non
         raise ApdError(f"--format {fmt} needs --what instances|patterns|flows|clusters")
     if layers is not None and what != "flows":
         raise ApdError("--layers applies to --what flows only")
-    with open_store(store, read_only=True) as s:
+    with open_store(store, read_only=True, wait=wait) as s:
         info = export_table(s, run, what, fmt, out, layers, min_strength)
     emit(info, as_json, lambda: click.echo(f"{run}: {info['rows']} {what} -> {info['path']}"))
 
@@ -795,8 +825,9 @@ def store_group() -> None:
 
 @store_group.command("info")
 @store_option
+@wait_option
 @json_option
-def store_info(store: str | None, as_json: bool) -> None:
+def store_info(store: str | None, wait: float, as_json: bool) -> None:
     """Path, bytes per file, runs with node counts, and writes that never finished.
 
     Example: apd store info
@@ -804,7 +835,7 @@ def store_info(store: str | None, as_json: bool) -> None:
     from toolkit.store import store_location
     from toolkit.store.maintenance import info
 
-    out = info(store_location(store))
+    out = info(store_location(store), wait)
     data = {**out, "runs": records(out["runs"]), "pending": records(out["pending"])}
 
     def human() -> None:

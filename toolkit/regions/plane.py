@@ -1,6 +1,7 @@
 """A 2D plane in input space, spanned by three samples, with a square box on it."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -65,11 +66,15 @@ def plane_from_anchors(
     if box is None:
         pts = (np.stack([x0, x1, x2]) - x0) @ basis.T
         centre = pts.mean(0)
-        half = scale * np.linalg.norm(pts - centre, axis=1).max()
+        half = scale * float(np.linalg.norm(pts - centre, axis=1).max())  # Python floats overflow to inf quietly
+        if not math.isfinite((2 * half) * (2 * half)):
+            raise ValueError(f"scale {scale:g} makes the box's area overflow float64: use a smaller --scale")
         box = (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
     box = tuple(float(b) for b in box)
     if len(box) != 4 or not (box[0] < box[1] and box[2] < box[3]) or not np.isfinite(box).all():
         raise ValueError(f"box must be finite (umin, umax, vmin, vmax) with umin < umax and vmin < vmax, got {box}")
+    if not math.isfinite((box[1] - box[0]) * (box[3] - box[2])):
+        raise ValueError(f"box {box} is too large: its area overflows float64")
     return Plane(x0, basis, box)
 
 

@@ -18,8 +18,9 @@ def open_store(location: str | None = None, read_only: bool = False, create: boo
     """Open the store at a file path (LadybugDB) or a neo4j:// / bolt:// URI (Neo4j).
 
     Readers: `read_only=True` (never creates a file; a missing one is `no store at PATH`).
-    Writers that need an existing store: `create=False`; `wait` is how long a writer waits
-    for another one's lock (LadybugDB; Neo4j serialises writers itself).
+    Writers that need an existing store: `create=False`. `wait` is how long a reader or a
+    writer waits for another process's lock on a LadybugDB file, which refuses readers too
+    while a writer holds it (Neo4j serialises writers itself and never locks readers out).
     """
     where = store_location(location)
     if where.startswith(_NEO4J_SCHEMES):

@@ -17,8 +17,9 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from toolkit.store import guard, pending, queries
+from toolkit.store import guard, pending, queries, space
 from toolkit.store.base import Store, StoreError, plain_strings
+from toolkit.store.schema import ALL_NODES
 
 LOCK_POLL_SECONDS = 0.2
 
@@ -66,25 +67,48 @@ class LadybugStore(Store):
         for another writer. A writable open finishes LadybugDB's own crash recovery and rolls
         back cut-off runs (toolkit/store/pending.py); a read-only open that needs either
         does it through a short writable open first, or says what to run if it cannot.
+        A writable open first checks the disk has room for it (toolkit/store/space.py). A
+        store this open creates is removed again if the open, or the block it is used in,
+        fails before any node was written: a refused first write leaves no file behind.
         """
         self.location = str(path)
         self.read_only = read_only
         self.incomplete: list[str] = []  # runs with a live or unrecoverable cut-off write
         if not Path(path).exists() and (read_only or not create):
             raise StoreError(f"no store at {path}: run `apd demo` or `apd ingest` first, or pass --store")
-        if read_only:
-            self._open_read_only(wait)
-        else:
-            self._open(False, wait)
-            self._prepare()
+        if Path(path).is_file() and Path(path).stat().st_size == 0:  # LadybugDB would make it a store
+            raise StoreError(f"{path} is not a store (an empty file): only a missing path becomes a new store")
+        self._new = not Path(path).exists()
+        self._found = set(guard.store_files(self.location))  # side files already there are never removed
+        try:
+            if read_only:
+                self._open_read_only(wait)
+            else:
+                space.check(self.location, space.MARGIN + 2 * _bytes(Path(f"{self.location}.wal")),
+                            "opening it for writing")
+                note = self._open(False, wait)
+                self._prepare()
+                if note:
+                    print(note, file=sys.stderr)
+        except OSError as exc:
+            self._abandon()
+            raise space.os_error(self.location, exc, "opening it") from None
+        except RuntimeError as exc:  # a schema statement of _prepare
+            self._abandon()
+            raise StoreError(f"cannot prepare store {self.location}: {_one_line(exc)}") from None
+        except BaseException:
+            self._abandon()
+            raise
 
     # -- opening ----------------------------------------------------------------------
-    def _open(self, read_only: bool, wait: float) -> None:
-        """Open the database and a connection, waiting out a lock for up to `wait` seconds."""
+    def _open(self, read_only: bool, wait: float) -> str | None:
+        """Open the database and a connection, waiting out a lock for up to `wait` seconds;
+        returns a note to print once the whole open has succeeded (a cut-off log), if any."""
         import ladybug
 
         deadline = time.monotonic() + wait
         salvage = recovered = False
+        note = None  # said once the open succeeded: a refused open is one line
         while True:
             try:
                 self._db = ladybug.Database(self.location, read_only=read_only,
@@ -97,37 +121,41 @@ class LadybugStore(Store):
                     if time.monotonic() < deadline:
                         time.sleep(LOCK_POLL_SECONDS)
                         continue
-                    raise self._locked_error(msg) from None
+                    raise self._locked_error(msg, wait) from None
                 if "Checksum verification failed" in msg and not salvage:
-                    self._keep_broken_wal(read_only)
+                    note = self._keep_broken_wal(read_only)
                     salvage = True
                     continue
                 if "checkpoint recovery is pending" in msg and read_only and not recovered:
-                    self._recover(wait)
-                    recovered = True
+                    self._recover(wait)  # the writable open keeps the log and says so itself
+                    recovered, note = True, None
                     continue
                 raise StoreError(f"cannot open store {self.location}: {msg}") from None
         self._conn = ladybug.Connection(self._db)
+        return note
 
     def _open_read_only(self, wait: float) -> None:
-        """Read-only open; a cut-off run left by a dead writer is rolled back first if possible."""
-        self._open(True, wait)
+        """Read-only open; a cut-off run left by a dead writer is rolled back first if possible.
+
+        Whatever it finds, it says in at most one line on stderr (and a refusal in one line)."""
+        note = self._open(True, wait)
         if not self._has_table("Run"):
             self.close()
             raise StoreError(f"{self.location} is not an APD store (it has no Run table)")
-        if not self._has_table(pending.TABLE):
-            return
-        marks = pending.pending(self)
+        marks = pending.pending(self) if self._has_table(pending.TABLE) else []
         if not len(marks):
+            if note:
+                print(note, file=sys.stderr)
             return
         self.close()
         try:
             self._recover(wait)
-        except StoreError:
+        except StoreError as exc:
             self._open(True, wait)
             self.incomplete = sorted(set(marks["run"]))
-            print(f"warning: runs {', '.join(self.incomplete)} of store {self.location} are incomplete "
-                  "(a write is running or was cut off): their results may be partial", file=sys.stderr)
+            print(f"warning: runs {', '.join(self.incomplete)} of store {self.location} are incomplete (a write "
+                  f"is running or was cut off, and rolling it back failed: {exc}): their results may be partial",
+                  file=sys.stderr)
             return
         self._open(True, wait)
 
@@ -143,21 +171,35 @@ class LadybugStore(Store):
                     "(or on a writable copy of all its files)") from None
             raise exc from None
 
-    def _keep_broken_wal(self, read_only: bool) -> None:
-        """A write-ahead log cut off mid-record fails its checksum: keep a copy, replay what committed."""
+    def _keep_broken_wal(self, read_only: bool) -> str:
+        """A write-ahead log cut off mid-record fails its checksum: keep a copy, replay what committed.
+
+        The copy is written under a temporary name and renamed when whole, so a full disk
+        leaves no empty or partial `.broken-*` file: the open is refused in one line instead.
+        Returns the line to print once the open has succeeded.
+        """
         wal = Path(f"{self.location}.wal")
         if read_only or not _writable(self.location):
-            print(f"note: store {self.location}: its write-ahead log ends in a cut-off write; "
-                  "reading the last committed state", file=sys.stderr)
-            return
+            return (f"note: store {self.location}: its write-ahead log ends in a cut-off write; "
+                    "reading the last committed state")
         kept = wal.with_name(f"{wal.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
-        shutil.copy2(wal, kept)
-        print(f"store {self.location}: its write-ahead log was cut off mid-write; the committed part was "
-              f"replayed, the cut-off log is kept as {kept}", file=sys.stderr)
+        partial = kept.with_name(f".{kept.name}.partial")  # outside the store's `name.*` side files
+        space.check(self.location, _bytes(wal), "keeping a copy of its cut-off write-ahead log")
+        try:
+            shutil.copy2(wal, partial)
+            partial.replace(kept)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise space.os_error(self.location, exc, "keeping a copy of its cut-off write-ahead log") from None
+        return (f"store {self.location}: its write-ahead log was cut off mid-write; the committed part was "
+                f"replayed, the cut-off log is kept as {kept}")
 
-    def _locked_error(self, msg: str) -> StoreError:
+    def _locked_error(self, msg: str, wait: float) -> StoreError:
         held = re.search(r"Lock is held by PID (\d+)", msg)
         who = f" (PID {held.group(1)})" if held else ""
+        if wait:
+            return StoreError(f"store {self.location} is still locked by another process{who} after {wait:g} s: "
+                              "close it and retry, or pass a longer --wait SECONDS")
         return StoreError(f"store {self.location} is locked by another process{who}: "
                           "close it and retry, or pass --wait SECONDS")
 
@@ -214,7 +256,8 @@ class LadybugStore(Store):
         """
         if self.read_only:
             raise StoreError(f"store {self.location} is open read-only")
-        size = sum(int(a.memory_usage(index=False).sum()) for k, _, a in steps if isinstance(a, pd.DataFrame))
+        size = sum(int(a.memory_usage(index=False, deep=True).sum()) for k, _, a in steps if isinstance(a, pd.DataFrame))
+        space.check(self.location, space.write_bytes(size, self._deleted_bytes(steps)))
         hooks = self._batch is not None  # test kill points fire only inside a run's batch
         txn, loads = (steps, []) if not hooks else ([s for s in steps if s[0] == "stmt"], [s for s in steps if s[0] != "stmt"])
         dog = guard.Watchdog(self.location, size, self._conn.interrupt)
@@ -233,6 +276,16 @@ class LadybugStore(Store):
                     raise StoreError(dog.reason)
         if hooks:
             pending.kill_point("committed")
+
+    def _deleted_bytes(self, steps: list[tuple[str, str, Any]]) -> int:
+        """The store file's share held by the nodes these steps delete (a run's, per table)."""
+        doomed = {(params["run"], _DELETES[text]) for kind, text, params in steps if kind == "stmt" and text in _DELETES}
+        if not doomed:
+            return 0
+        counts = self.counts()
+        total = int(counts["nodes"].sum())
+        mine = sum(int(r.nodes) for r in counts.itertuples() if (r.run, r.label) in doomed)
+        return _bytes(Path(self.location)) * mine // total if total else 0
 
     def _transaction(self, steps: list[tuple[str, str, Any]], dog: guard.Watchdog, hooks: bool) -> None:
         if not steps:
@@ -286,6 +339,45 @@ class LadybugStore(Store):
     def close(self) -> None:
         self._conn.close()
         self._db.close()
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        """Close; a store this open created goes again if the block failed before writing a node."""
+        empty = exc_type is not None and self._new and self._holds_nothing()
+        self.close()
+        if empty:
+            self._remove_created()
+
+    def _holds_nothing(self) -> bool:
+        try:
+            return int(self.counts()["nodes"].sum()) == 0
+        except StoreError:  # cannot tell: keep it
+            return False
+
+    def _abandon(self) -> None:
+        """After a failed open: let go of the database, and remove the store if this open made it."""
+        for handle in ("_conn", "_db"):
+            if hasattr(self, handle):
+                try:
+                    getattr(self, handle).close()
+                except RuntimeError:
+                    pass
+        if self._new:
+            self._remove_created()
+
+    def _remove_created(self) -> None:
+        for f in guard.store_files(self.location):
+            if f not in self._found:
+                f.unlink(missing_ok=True)
+
+
+_DELETES = {queries.body("delete_run_nodes", table=t): t for t in ALL_NODES}
+
+
+def _bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from toolkit.store import pending, queries
+from toolkit.store import neo4j_config, pending, queries
 from toolkit.store.base import Store, StoreError, plain_strings
 from toolkit.store.schema import ALL_NODES, NODES, RELS
 
@@ -42,7 +42,8 @@ class Neo4jStore(Store):
         from neo4j import exceptions as nx
 
         self._neo4j = neo4j
-        self.location = uri
+        self.location = neo4j_config.checked_uri(uri)
+        wait = neo4j_config.timeout()
         self.read_only = read_only
         user = os.environ.get("APD_NEO4J_USER", "neo4j")
         password = os.environ.get("APD_NEO4J_PASSWORD", "")
@@ -50,13 +51,18 @@ class Neo4jStore(Store):
         try:
             # No server notifications (e.g. "property key does not exist" for a run without
             # MBH results): the driver would log each as a warning on stderr.
-            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF")
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password), notifications_min_severity="OFF",
+                                                      **neo4j_config.driver_config(wait))
             self._driver.verify_connectivity()
         except nx.AuthError:
             raise StoreError(
                 f"Neo4j at {uri} refused the credentials of user {user!r}: set APD_NEO4J_USER / APD_NEO4J_PASSWORD"
             ) from None
         except (nx.ServiceUnavailable, OSError, ValueError, nx.ConfigurationError) as exc:
+            if "handshake" in str(exc):
+                raise StoreError(f"cannot reach Neo4j at {uri}: the port accepts connections but sent no Bolt "
+                                 f"handshake within {wait:g} s (not a Neo4j server? APD_NEO4J_TIMEOUT sets the wait)"
+                                 ) from None
             raise StoreError(f"cannot reach Neo4j at {uri}: {' '.join(str(exc).split())[:200]}") from None
         if not read_only:
             with self._errors():
