@@ -457,26 +457,6 @@ LOCKED: list[tuple[str, list[str], str]] = [
     ("locked-store-compact", ["store", "compact", "--store", "{store}"], "locked by another process"),
     ("locked-sweep", ["mbh-sweep", "--sizes", "2", "--epochs", "1", "--planes", "1", "--dataset", "digits",
                       "--out-dir", "{tmp}/sw", "--store", "{store}"], "locked by another process"),
-    # issue 17: a writer's lock refuses readers too, so every reader takes the --wait its refusal names
-    *[(f"locked-reader-{name}", [*args, "--store", "{store}", "--wait", "0.2"],
-       "after 0.2 s: close it and retry, or pass a longer --wait SECONDS") for name, args in [
-        ("runs", ["runs"]),
-        ("query", ["query", "layer_summary", "-p", "run=digits-test"]),
-        ("cypher", ["cypher", "MATCH (r:Run) RETURN r.run AS run"]),
-        ("hardness", ["hardness", "--run", "digits-test"]),
-        ("evolution", ["evolution", "--runs", "digits*"]),
-        ("flows-label", ["flows", "--run", "digits-test", "--label", "3"]),
-        ("regions", ["regions", "--run", "digits-test", "--anchors", "0,1,2"]),
-        ("geometry-segment", ["geometry", "--run", "digits-test", "--segment", "0,1"]),
-        ("export", ["export", "--run", "digits-test", "--what", "patterns", "--out", "{tmp}/p.csv"]),
-        ("export-admin", ["export", "--run", "digits-test", "--format", "neo4j-admin", "--out", "{tmp}/adm"]),
-        ("report", ["report", "--run", "digits-test", "--out", "{tmp}/r.html"]),
-        ("plot-plane", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--out", "{tmp}/p.png"]),
-        ("store-info", ["store", "info"]),
-        ("train-record", ["train", "--epochs", "1", "--record-every", "1", "--run", "t", "--out", "{tmp}/m.pt"]),
-    ]],
-    *[(f"locked-reader-{name}-no-wait", [*args, "--store", "{store}"], "or pass --wait SECONDS")
-      for name, args in [("runs", ["runs"]), ("query", ["query", "layer_summary", "-p", "run=digits-test"])]],
 ]
 
 
@@ -835,13 +815,68 @@ def test_ctrl_c_during_start_up_is_one_line(world):
     assert lines <= {"Interrupted", "interrupted: nothing was written to the store", ""}, lines
 
 
+# Every command that opens a store read-only, refused while a writer commits (LadybugDB then
+# refuses readers too): the refusal says to pass --wait, and every one of them takes it.
+READERS: list[tuple[str, list[str], str]] = [
+    *[(f"reader-{name}", [*args, "--store", "{store}", "--wait", "0.2"],
+       "after 0.2 s: close it and retry, or pass a longer --wait SECONDS") for name, args in [
+        ("runs", ["runs"]),
+        ("query", ["query", "layer_summary", "-p", "run=digits-test"]),
+        ("cypher", ["cypher", "MATCH (r:Run) RETURN r.run AS run"]),
+        ("hardness", ["hardness", "--run", "digits-test"]),
+        ("evolution", ["evolution", "--runs", "digits*"]),
+        ("flows-label", ["flows", "--run", "digits-test", "--label", "3"]),
+        ("regions", ["regions", "--run", "digits-test", "--anchors", "0,1,2"]),
+        ("geometry-segment", ["geometry", "--run", "digits-test", "--segment", "0,1"]),
+        ("export", ["export", "--run", "digits-test", "--what", "patterns", "--out", "{tmp}/p.csv"]),
+        ("export-admin", ["export", "--run", "digits-test", "--format", "neo4j-admin", "--out", "{tmp}/adm"]),
+        ("report", ["report", "--run", "digits-test", "--out", "{tmp}/r.html"]),
+        ("plot-plane", ["plot", "plane", "--run", "digits-test", "--anchors", "0,1,2", "--out", "{tmp}/p.png"]),
+        ("store-info", ["store", "info"]),
+        ("train-record", ["train", "--epochs", "1", "--record-every", "1", "--run", "t", "--out", "{tmp}/m.pt"]),
+    ]],
+    *[(f"reader-{name}-no-wait", [*args, "--store", "{store}"], "or pass --wait SECONDS")
+      for name, args in [("runs", ["runs"]), ("query", ["query", "layer_summary", "-p", "run=digits-test"])]],
+]
+
+
+@pytest.fixture
+def committing(world, tmp_path_factory):
+    """A copy of the world's store with an ingest stopped (SIGSTOP) mid-checkpoint of its commit,
+    the moment `apd query` met in the issue: yields (store, writer pid); the writer then finishes."""
+    store = tmp_path_factory.mktemp("committing") / "apd.lbug"
+    shutil.copy(world["store"], store)
+    env = {**os.environ, "APD_TEST_KILL_AT": "checkpoint", "APD_TEST_KILL_SIGNAL": "STOP"}
+    writer = subprocess.Popen([APD, "ingest", world["model"], "--split", "test", "--run", "y", "--store", str(store),
+                               "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while Path(f"/proc/{writer.pid}/stat").read_text().rpartition(")")[2].split()[0] != "T":
+            assert writer.poll() is None and time.monotonic() < deadline, "the writer never reached its checkpoint"
+            time.sleep(0.05)
+        yield str(store), writer.pid
+    finally:
+        writer.send_signal(signal.SIGCONT)
+        assert writer.wait(120) == 0
+
+
+def test_readers_while_a_writer_commits(world, committing, tmp_path):
+    store, _ = committing
+    files = _listing(store)
+    for _, args, fragment in READERS:
+        _one_line_error(_invoke({**world, "store": store}, tmp_path, args), fragment)
+    assert _listing(store) == files
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("args", [
-    ["runs"], ["query", "layer_summary", "-p", "run=digits-test"], ["cypher", "MATCH (r:Run) RETURN r.run AS run"],
-    ["export", "--run", "digits-test", "--what", "patterns", "--out", "{tmp}/p.csv"], ["store", "info"],
-], ids=["runs", "query", "cypher", "export", "store-info"])
-def test_a_reader_with_wait_gets_the_store_once_the_writer_lets_go(world, tmp_path, args):
-    with lock_held(world["store"], seconds=1.5):
-        result = _invoke(world, tmp_path, [*args, "--store", "{store}", "--wait", "60"])
+    ["runs"], ["query", "layer_summary", "-p", "run=digits-test"],
+    ["export", "--run", "digits-test", "--what", "patterns", "--out", "{tmp}/p.csv"],
+], ids=["runs", "query", "export"])
+def test_a_reader_with_wait_gets_the_store_once_the_writer_commits(world, committing, tmp_path, args):
+    store, pid = committing
+    threading.Timer(1.0, os.kill, (pid, signal.SIGCONT)).start()
+    result = _invoke({**world, "store": store}, tmp_path, [*args, "--store", "{store}", "--wait", "60"])
     assert result.exit_code == 0, result.stderr
 
 
