@@ -126,6 +126,9 @@ class LadybugStore(Store):
                     note = self._keep_broken_wal(read_only)
                     salvage = True
                     continue
+                if "Reading past the end of the file" in msg and read_only and time.monotonic() < deadline:
+                    time.sleep(LOCK_POLL_SECONDS)  # a writer is between commit and checkpoint: its log is empty
+                    continue
                 if "checkpoint recovery is pending" in msg and read_only and not recovered:
                     self._recover(wait)  # the writable open keeps the log and says so itself
                     recovered, note = True, None
