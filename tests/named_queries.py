@@ -5,6 +5,10 @@ Add a row when you add a named query (tests/test_named_queries.py fails until yo
 """
 from __future__ import annotations
 
+import json
+
+import pandas as pd
+
 RUN = "digits-test"
 RUNS = ["digits-train", "digits-test"]
 
@@ -46,6 +50,15 @@ def params(name: str, run: str = RUN, runs: list[str] | None = None) -> dict:
 
 def as_options(values: dict) -> list[str]:
     """The row as `apd query` options: `-p key=value` with JSON values."""
-    import json
-
     return [arg for k, v in values.items() for arg in ("-p", f"{k}={v if isinstance(v, str) else json.dumps(v)}")]
+
+
+def canonical(df: pd.DataFrame, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A query's frame in an order every store agrees on: lists (flows' patterns) as JSON
+    text, rows sorted by every column. Queries without ORDER BY return rows in storage
+    order, which differs between backends and between a store and its compacted copy."""
+    df = df.drop(columns=list(drop), errors="ignore").copy()
+    for c in df.columns:
+        if df[c].map(lambda v: isinstance(v, list)).any():
+            df[c] = df[c].map(json.dumps)
+    return df.sort_values(list(df.columns), ignore_index=True) if len(df) else df.reset_index(drop=True)

@@ -6,6 +6,7 @@ import re
 from importlib import resources
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.apd_synthetic import hierarchical, write_run
@@ -55,9 +56,26 @@ def test_instance_path(store, run):
     assert [n["value"] for n in got["predicted"]] == [pred[17]] * 3
 
 
-def test_blanket_patterns_runs_before_mbh(store, run):
+def test_blanket_patterns_on_hand_written_blankets(store, run):
+    """Before `apd mbh` the query is empty; then, on blankets written by hand (class 3 at
+    two coverages, class 4 beside them), it returns exactly class 3's covered patterns,
+    ordered by coverage, then support descending, then uid."""
+    assert store.query("browser/blanket_patterns", run="b", **{"class": 3}).empty
+    pats = store.read("MATCH (p:Pattern) WHERE p.run = 'b' AND p.layer = 3 "
+                      "RETURN p.uid AS uid, p.support AS support, p.errors AS errors ORDER BY uid")
+    assert len(pats) >= 6
+    blankets = pd.DataFrame({"uid": ["b:b:0.8:3", "b:b:1:3", "b:b:0.8:4"], "run": "b", "class": [3, 3, 4],
+                             "coverage": [0.8, 1.0, 0.8], "s": [0.25, 0.5, 0.75]})
+    covers = pd.DataFrame({"src": ["b:b:0.8:3"] * 4 + ["b:b:1:3"] * 2 + ["b:b:0.8:4"] * 3,
+                           "dst": [pats["uid"][i] for i in (0, 1, 2, 3, 4, 5, 0, 5, 2)]})
+    store.write("b", nodes={"Blanket": blankets}, rels={"COVERS": covers}, replace=["Blanket"])
     got = store.query("browser/blanket_patterns", run="b", **{"class": 3})
-    assert got.empty  # no Blanket nodes until `apd mbh` writes them
+    want = pd.concat([pats.iloc[[0, 1, 2, 3]].assign(coverage=0.8, s=0.25),
+                      pats.iloc[[4, 5]].assign(coverage=1.0, s=0.5)])
+    want = want.sort_values(["coverage", "support", "uid"], ascending=[True, False, True])
+    assert got["pattern_uid"].tolist() == want["uid"].tolist()
+    assert got["coverage"].tolist() == want["coverage"].tolist() and got["s"].tolist() == want["s"].tolist()
+    assert got["support"].tolist() == want["support"].tolist() and got["errors"].tolist() == want["errors"].tolist()
 
 
 def test_instance_hardness_query(store, run):

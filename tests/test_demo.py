@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from loaders.datasets import load_dataset
+from loaders.models import load_model
+from tests.oracles import layer_states, predictions
 
 
 def _apd_script() -> str:
@@ -35,11 +40,22 @@ def test_demo_console_script_in_a_fresh_directory(tmp_path, apd):
 
 
 def test_demo_json_summary(apd, tmp_path):
+    """Every number of the summary against a forward pass of the model file it trained:
+    accuracy, distinct patterns per layer, and the APD's edges (distinct consecutive pattern
+    pairs, distinct last pattern -> predicted label pairs)."""
     info = apd.json("demo", "--epochs", "2", "--model", str(tmp_path / "m.pt"))
     assert [r["run"] for r in info["runs"]] == ["digits-train", "digits-test"]
-    for r in info["runs"]:
-        assert len(r["patterns_per_layer"]) == 3
-        assert all(p["instances"] == r["instances"] for p in r["patterns_per_layer"])
-        assert r["apd_nodes"] == sum(p["patterns"] for p in r["patterns_per_layer"]) + r["labels"]
-        assert r["apd_edges"] == r["next_edges"] + r["predicts_edges"]
     assert info["model"] == str(tmp_path / "m.pt") and (tmp_path / "m.pt").is_file()
+    model = load_model(tmp_path / "m.pt")
+    for r, split in zip(info["runs"], ("train", "test")):
+        data = load_dataset("digits", split)
+        pred = predictions(model, data.x)
+        ids = [np.unique(st, axis=0, return_inverse=True)[1].ravel() for st in layer_states(model, data.x)]
+        assert r["instances"] == len(data.y) and r["labels"] == len(np.unique(pred))
+        assert r["accuracy"] == pytest.approx(float((pred == data.y).mean()), abs=1e-12)
+        assert [p["patterns"] for p in r["patterns_per_layer"]] == [int(i.max()) + 1 for i in ids]
+        assert all(p["instances"] == len(data.y) for p in r["patterns_per_layer"])
+        pairs = sum(len(set(zip(a.tolist(), b.tolist()))) for a, b in zip(ids, ids[1:]))
+        assert r["next_edges"] == pairs and r["predicts_edges"] == len(set(zip(ids[-1].tolist(), pred.tolist())))
+        assert r["apd_nodes"] == sum(p["patterns"] for p in r["patterns_per_layer"]) + r["labels"]
+        assert r["apd_edges"] == pairs + r["predicts_edges"]

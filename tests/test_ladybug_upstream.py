@@ -1,9 +1,10 @@
 """Minimal reproductions of LadybugDB 0.22.0 crash-recovery bugs, plain `ladybug` calls
 (the last one on frames shaped like ours: it needs many distinct patterns to crash).
 
-Each test asserts what a durable store should do and is expected to fail on 0.22.0
-(xfail, not strict: it passes once upstream fixes it). toolkit/store/pending.py and
-toolkit/store/ladybug.py work around all four.
+Each test asserts what a durable store should do and is expected to fail on 0.22.0.
+The xfails are strict: the day a LadybugDB release fixes one, its test passes, the suite
+goes red and says so, and the workaround in toolkit/store/pending.py or
+toolkit/store/ladybug.py can go.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def count(path: str, read_only: bool = False, **kw) -> dict:
         db.close()
 
 
-@pytest.mark.xfail(strict=False, reason="LadybugDB 0.22.0: COPY FROM is not in the WAL; a kill during the "
+@pytest.mark.xfail(strict=True, reason="LadybugDB 0.22.0: COPY FROM is not in the WAL; a kill during the "
                                          "checkpoint after a commit keeps its deletes and loses its copied rows")
 def test_committed_copy_survives_a_kill_during_checkpoint(tmp_path):
     path = str(tmp_path / "a.lbug")
@@ -65,7 +66,7 @@ def test_committed_copy_survives_a_kill_during_checkpoint(tmp_path):
     assert got in ({"old": 20000}, {"new": 20000})  # 0.22.0: {} (old deleted, new rows lost)
 
 
-@pytest.mark.xfail(strict=False, reason="LadybugDB 0.22.0: a store with pending checkpoint recovery cannot be "
+@pytest.mark.xfail(strict=True, reason="LadybugDB 0.22.0: a store with pending checkpoint recovery cannot be "
                                          "opened read-only")
 def test_read_only_open_after_a_kill_during_checkpoint(tmp_path):
     path = str(tmp_path / "b.lbug")
@@ -79,7 +80,7 @@ def test_read_only_open_after_a_kill_during_checkpoint(tmp_path):
     count(path, read_only=True)  # 0.22.0: "Cannot open database in read-only mode while checkpoint recovery is pending"
 
 
-@pytest.mark.xfail(strict=False, reason="LadybugDB 0.22.0: a WAL cut off mid-record fails its checksum on open "
+@pytest.mark.xfail(strict=True, reason="LadybugDB 0.22.0: a WAL cut off mid-record fails its checksum on open "
                                          "instead of replaying the committed transactions before the cut")
 def test_truncated_wal_replays_its_committed_part(tmp_path):
     path = str(tmp_path / "c.lbug")
@@ -128,7 +129,7 @@ c.execute("ROLLBACK")
 """
 
 
-@pytest.mark.xfail(strict=False, reason="LadybugDB 0.22.0: rolling back a transaction that deleted a run and "
+@pytest.mark.xfail(strict=True, reason="LadybugDB 0.22.0: rolling back a transaction that deleted a run and "
                                          "bulk-loaded nodes and relationships crashes the process (SIGSEGV)")
 def test_rollback_of_a_replace_does_not_crash(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,6 +17,7 @@ from toolkit.mbh.pattern import maximal_patterns
 from toolkit.mbh.planes import random_anchors
 from toolkit.mbh.runs import run_mbh
 from toolkit.store import open_store
+from tests.oracles import exact_s, layer_states, region_table
 
 
 def _column(n: int, off: list[int], on: int = 1) -> np.ndarray:
@@ -115,19 +116,8 @@ def mbh_run(tmp_path_factory):
 
 
 def _last_states(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    """Independent forward pass: states of the last activation's input, ReLU z > 0 and
-    Hardtanh (z > min) + (z > max)."""
-    h = torch.as_tensor(x, dtype=torch.float64)
-    last = None
-    with torch.no_grad():
-        for module in model.double():
-            if isinstance(module, torch.nn.ReLU):
-                last = (h > 0).numpy().astype(np.int8)
-            elif isinstance(module, torch.nn.Hardtanh):
-                last = ((h > module.min_val).numpy().astype(np.int8) + (h > module.max_val).numpy())
-            h = module(h)
-    model.float()
-    return last
+    """Independent forward pass: states of the last activation's input."""
+    return layer_states(model, x)[-1]
 
 
 def _grid_states(model: torch.nn.Module, plane: dict, n: int) -> np.ndarray:
@@ -182,12 +172,14 @@ def test_s_per_class_matches_a_dense_grid(mbh_run):
     _, model, _, out = mbh_run
     plane = out["planes"][0]
     states = _grid_states(model, plane, 300)
+    regions = region_table(model, plane)
     checked = 0
     for key in ("0.8", "1"):
         for c in range(10):
             req = _required(out, key, c, states.shape[1])
             inside = ((req < 0) | (states == req)).all(1).mean()
-            assert plane["s"][key][str(c)] == pytest.approx(1 - inside, abs=0.012), (key, c)
+            assert plane["s"][key][str(c)] == pytest.approx(1 - inside, abs=0.012), (key, c)  # coarse
+            assert plane["s"][key][str(c)] == pytest.approx(exact_s(regions, req), rel=1e-9, abs=1e-12)
             checked += 0 < inside < 1
     assert checked >= 5  # most blankets are neither empty nor the whole box
 
@@ -248,6 +240,7 @@ def test_hardtanh_three_states_agree_between_graph_partition_and_grid(tmp_path):
     mp = maximal_patterns(states, data.y, list(range(10)), [0.6, 1.0])
     plane = out["planes"][0]
     grid = _grid_states(model, plane, 250)
+    regions = region_table(model, plane)
     assert set(np.unique(grid).tolist()) == {0, 1, 2}  # the plane crosses all three states
     nontrivial = 0
     for k, key in enumerate(("0.6", "1")):
@@ -255,6 +248,7 @@ def test_hardtanh_three_states_agree_between_graph_partition_and_grid(tmp_path):
             req = _required(out, key, c, states.shape[1])
             np.testing.assert_array_equal(req, mp.required[k, c])
             inside = ((req < 0) | (grid == req)).all(1).mean()
-            assert plane["s"][key][str(c)] == pytest.approx(1 - inside, abs=0.015), (key, c)
+            assert plane["s"][key][str(c)] == pytest.approx(1 - inside, abs=0.015), (key, c)  # coarse
+            assert plane["s"][key][str(c)] == pytest.approx(exact_s(regions, req), rel=1e-9, abs=1e-12)
             nontrivial += 0.05 < inside < 0.95
     assert nontrivial >= 5

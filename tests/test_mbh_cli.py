@@ -8,8 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
+from loaders.datasets import load_dataset
+from loaders.models import load_model
 from loaders.train import train
+from toolkit.regions.plane import plane_from_anchors
 from toolkit.store import open_store
+from tests.oracles import exact_s, predictions, region_table
 
 MBH_LABELS = ("Blanket", "Neuron", "Plane")
 
@@ -118,13 +122,29 @@ def test_mbh_sweep_table(apd, tmp_path):
     assert [r["net"] for r in table] == ["9-3", "18-6", f"18-6-d{density:.4f}"]
     assert table[2]["hidden_params"] == budget and table[2]["density"] == pytest.approx(density)
     runs = {r["run"]: r for r in apd.json("runs")}
+    data = load_dataset("digits", "test")
     anchors = set()
     for row in table:
-        assert row["accuracy"] == pytest.approx(runs[row["run"]]["accuracy"])
-        assert 0.0 <= row["s_min"] <= row["s"] <= row["s_max"] <= 1.0
-        blankets = apd.json("query", "blankets", "-p", f"run={row['run']}")
-        assert row["s"] == pytest.approx(np.mean([b["s"] for b in blankets]))
-        anchors |= {p["anchors"] for p in apd.json("query", "planes", "-p", f"run={row['run']}")}
+        model = load_model(runs[row["run"]]["model"])
+        assert row["accuracy"] == pytest.approx(float((predictions(model, data.x) == data.y).mean()), abs=1e-12)
+        (plane,) = apd.json("query", "planes", "-p", f"run={row['run']}")
+        anchors.add(plane["anchors"])
+        idx = [int(i) for i in plane["anchors"].split(",")]
+        box = [plane[k] for k in ("umin", "umax", "vmin", "vmax")]
+        regions = region_table(model, plane_from_anchors(*data.x[idx], box=box).to_dict())
+        # s from the stored blankets' constraints, measured independently on the stored plane
+        with open_store(apd.store_path, read_only=True) as st:
+            cons = st.read("MATCH (b:Blanket)-[c:CONSTRAINS]->(n:Neuron) WHERE b.run = $run "
+                           "RETURN b.class AS cls, n.`index` AS i, c.status AS status", {"run": row["run"]})
+        h = regions[1].shape[1]
+        per_class = []
+        for cls in range(10):
+            req = np.full(h, -1, dtype=np.int8)
+            mine = cons[cons["cls"] == cls]
+            req[mine["i"].to_numpy()] = mine["status"].to_numpy()
+            per_class.append(exact_s(regions, req))
+        assert row["s"] == pytest.approx(np.mean(per_class), rel=1e-9, abs=1e-12)
+        assert row["s_min"] == row["s_max"] == pytest.approx(row["s"])  # one plane
     assert len(anchors) == 1  # every net measured on the same plane
 
 
@@ -132,5 +152,9 @@ def test_plot_plane_draws_the_blanket_that_mbh_measures(apd, run_d, tmp_path):
     out = apd.json("mbh", "--run", "d", "--anchors", "5,17,40", "--coverage", "0.8", "--device", "cpu")
     pic = apd.json("plot", "plane", "--run", "d", "--anchors", "5,17,40", "--class", "3", "--coverage", "0.8",
                    "--out", str(tmp_path / "p.png"), "--device", "cpu")
-    assert pic["s"] == pytest.approx(out["planes"][0]["s"]["0.8"]["3"], abs=1e-9)
-    assert pic["regions"] == out["planes"][0]["regions"] and (tmp_path / "p.png").stat().st_size > 10_000
+    req = np.full(16, -1, dtype=np.int8)
+    for i, status in out["classes"]["0.8"]["3"]["constraints"]:
+        req[i] = status
+    regions = region_table(load_model(run_d), out["planes"][0])
+    assert pic["s"] == pytest.approx(exact_s(regions, req), rel=1e-9, abs=1e-12)  # the picture's caption
+    assert pic["regions"] == len(regions[0]) and (tmp_path / "p.png").stat().st_size > 10_000

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import empty_neo4j
-from tests.named_queries import params, as_options
+from tests.named_queries import as_options, canonical, params
 from toolkit.store import open_store, queries
 
 RUNS = ("digits-train", "digits-test")
@@ -26,11 +26,7 @@ def bolt(neo4j_server):
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     """Rows in a canonical order; `created` (a Run's ingest time) differs between the two ingests."""
-    df = pd.DataFrame(rows).drop(columns="created", errors="ignore")
-    for c in df.columns:  # lists (flows' patterns) compare as text
-        if df[c].map(lambda v: isinstance(v, list)).any():
-            df[c] = df[c].map(json.dumps)
-    return df.sort_values(list(df.columns), ignore_index=True) if len(df) else df
+    return canonical(pd.DataFrame(rows), drop=("created",))
 
 
 def _same(a: list[dict], b: list[dict], what: str) -> None:

@@ -2,14 +2,17 @@
 Run node, and the numbers equal the engine's and an independent forward pass."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linprog
 
 from loaders.datasets import load_dataset
 from loaders.models import load_model
 from loaders.train import train
-from toolkit.regions import boundary_distance, partition, plane_from_anchors
+from toolkit.regions import partition, plane_from_anchors
 from toolkit.store import open_store
 
 
@@ -62,33 +65,102 @@ def test_regions_command_matches_the_engine_and_a_forward_pass(run_store, apd):
     assert len(grid_patterns) > 10 and grid_patterns <= engine_patterns
 
 
+def _local_maps(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every hidden pre-activation z(x) and its input gradient, by autograd on the original
+    torch modules (float64 copies): the region's hyperplanes, independent of pl_network."""
+    mods = [m for m in copy.deepcopy(model).double()]
+
+    def hidden(v: torch.Tensor) -> torch.Tensor:
+        zs = []
+        for i, m in enumerate(mods):
+            v = m(v)
+            if isinstance(m, torch.nn.Linear) and i + 1 < len(mods) and isinstance(mods[i + 1], torch.nn.ReLU):
+                zs.append(v)
+        return torch.cat(zs, -1)
+
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    jac = torch.func.vmap(torch.func.jacrev(hidden))(xt).detach().numpy()
+    return hidden(xt).detach().numpy(), jac
+
+
 def test_geometry_command_writes_instance_numbers(run_store, apd):
     store, model_path = run_store
     apd.store_path = store
     rows = apd.json("geometry", "--run", "d", "--device", "cpu")
     assert "inradius" not in rows[0]
     data = load_dataset("digits", "test")
-    want = boundary_distance(load_model(model_path), data.x, device="cpu").numpy()
-    np.testing.assert_allclose([r["boundary_dist"] for r in rows], want, rtol=1e-12)
+    z, jac = _local_maps(load_model(model_path), data.x)
+    with np.errstate(divide="ignore"):
+        want = (np.abs(z) / np.linalg.norm(jac, axis=2)).min(1)  # DESIGN.md: min_i |z_i(x)| / ||grad z_i(x)||
+    np.testing.assert_allclose([r["boundary_dist"] for r in rows], want, rtol=1e-9)
     with open_store(store, read_only=True) as s:
         got = s.read("MATCH (i:Instance) WHERE i.run = 'd' RETURN i.idx AS idx, i.boundary_dist AS d ORDER BY idx")
-    np.testing.assert_allclose(got["d"].to_numpy(), want, rtol=1e-12)
-    segment = apd.json("geometry", "--run", "d", "--segment", "0,1", "--device", "cpu")
-    assert segment["regions"] >= 1
+    np.testing.assert_allclose(got["d"].to_numpy(), want, rtol=1e-9)
 
 
-def test_geometry_inradius_for_a_few_instances(run_store, apd, tmp_path):
-    """Inradius is at least the distance to the boundary whenever the ball around x stays in the data box."""
-    store, _ = run_store
+def test_geometry_segment_equals_a_dense_walk(run_store, apd):
+    """Regions crossed between two instances: the command's count equals the number of
+    pattern changes seen by a forward pass of the original modules at 200,001 points."""
+    store, model_path = run_store
+    apd.store_path = store
+    data = load_dataset("digits", "test")
+    model = copy.deepcopy(load_model(model_path)).double()
+    counts = []
+    for ends in [(0, 1), (5, 300), (17, 420)]:
+        out = apd.json("geometry", "--run", "d", "--segment", ",".join(map(str, ends)), "--device", "cpu")
+        xa, xb = data.x[list(ends)].astype(np.float64)
+        t = np.linspace(0.0, 1.0, 200_001)[:, None]
+        states, h = [], torch.as_tensor(xa + t * (xb - xa))
+        with torch.no_grad():
+            for module in model:
+                if isinstance(module, torch.nn.ReLU):
+                    states.append((h > 0).numpy())
+                h = module(h)
+        walk = np.concatenate(states, 1)
+        changes = int((walk[1:] != walk[:-1]).any(1).sum())
+        assert out["regions"] == changes + 1, (ends, out["regions"], changes)
+        assert out["length"] == pytest.approx(float(np.linalg.norm(xb - xa)), rel=1e-12)
+        counts.append(out["regions"])
+    assert max(counts) > 5, counts  # segments that cross more than a handful of regions
+
+
+def _chebyshev(z: np.ndarray, jac: np.ndarray, x: np.ndarray, lo: float, hi: float) -> float:
+    """Largest ball inside {y : sign(z_i(x)) z_i(y) >= 0 for every hidden neuron} within the box
+    [lo, hi]^d, by LP on the hyperplanes of the modules' autograd maps."""
+    side = np.where(z > 0, 1.0, -1.0)
+    offset = z - jac @ x  # z_i(y) = jac_i . y + offset_i inside the region
+    norm = np.linalg.norm(jac, axis=1)
+    live = norm > 1e-12  # a neuron constant on the region bounds nothing
+    d = len(x)
+    rows = [np.hstack([-side[live, None] * jac[live], norm[live, None]])]
+    rhs = [side[live] * offset[live]]
+    eye = np.eye(d)
+    rows += [np.hstack([eye, np.ones((d, 1))]), np.hstack([-eye, np.ones((d, 1))])]  # lo + r <= c <= hi - r
+    rhs += [np.full(d, hi), np.full(d, -lo)]
+    res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.vstack(rows), b_ub=np.concatenate(rhs),
+                  bounds=[(None, None)] * d + [(0, None)], method="highs-ds")
+    assert res.status == 0, res.message
+    return float(res.x[-1])
+
+
+def test_geometry_inradius_equals_an_independent_lp(run_store, apd):
+    """The command's and the stored inradius equal a Chebyshev-centre LP built from the
+    modules' own hyperplanes, within the data's range, for 25 instances."""
+    store, model_path = run_store
     apd.store_path = store
     rows = apd.json("geometry", "--run", "d", "--device", "cpu", "--inradius")
-    dist = np.array([r["boundary_dist"] for r in rows])
     rad = np.array([r["inradius"] for r in rows])
-    assert np.all(np.isfinite(rad)) and np.all(rad > 0)
     data = load_dataset("digits", "test")
-    room = np.minimum(data.x - data.x.min(), data.x.max() - data.x).min(1)  # distance from x to the box's faces
-    inside = dist <= room
-    assert np.all(rad[inside] >= dist[inside] * (1 - 1e-6))
+    lo, hi = float(data.x.min()), float(data.x.max())
+    pick = np.random.default_rng(0).choice(len(data.x), 25, replace=False)
+    x = data.x[pick].astype(np.float64)
+    z, jac = _local_maps(load_model(model_path), x)
+    want = np.array([_chebyshev(z[k], jac[k], x[k], lo, hi) for k in range(len(pick))])
+    assert np.all(want > 0) and len(np.unique(want.round(9))) > 5
+    np.testing.assert_allclose(rad[pick], want, rtol=1e-6)
+    with open_store(store, read_only=True) as s:
+        got = s.read("MATCH (i:Instance) WHERE i.run = 'd' RETURN i.idx AS idx, i.inradius AS r ORDER BY idx")
+    np.testing.assert_allclose(got["r"].to_numpy()[pick], want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("args, message", [
