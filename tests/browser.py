@@ -1,6 +1,8 @@
-"""Open an HTML file in headless Debian Chromium through the DevTools protocol and report
-what a user would see: console errors, uncaught exceptions, network requests, and which
-plotly charts rendered. Used by the report tests; skipped where Chromium is absent.
+"""Headless Debian Chromium through the DevTools protocol, reporting what a user would see:
+console errors, uncaught exceptions, network requests, screenshots. `render` opens a local
+HTML file (the report tests); `chromium()` yields a `Page` that a test drives like a user
+(navigate, type, click, wait for an element), e.g. Neo4j Browser. Skipped where Chromium is
+absent.
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import tempfile
 import time
 import urllib.request
 from base64 import b64decode
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 
@@ -26,7 +30,7 @@ _SECTIONS = """JSON.stringify(Array.from(document.querySelectorAll('section')).m
 
 
 class Page:
-    """A DevTools websocket session on one page target."""
+    """A DevTools websocket session on one page target; every event it sees is kept in `events`."""
 
     def __init__(self, ws_url: str):
         import websocket
@@ -57,18 +61,79 @@ class Page:
                 return
         raise TimeoutError(f"no {method} within {timeout} s")
 
-    def evaluate(self, expression: str):
+    def evaluate(self, expression: str) -> Any:
+        """The JSON value of `expression` (which must evaluate to a JSON string), promises awaited."""
         out = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in out:
+            raise RuntimeError(f"{expression[:200]}: {out['exceptionDetails']}")
         return json.loads(out["result"]["value"])
 
+    def navigate(self, url: str, timeout: float = 90.0) -> None:
+        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
+        self.send("Page.navigate", url=url)
+        self.wait_for("Page.loadEventFired", timeout)
 
-def render(html: Path, screenshot: Path, settle: float = 2.0, timeout: float = 90.0) -> dict:
-    """Load `html` offline in a fresh headless Chromium; return console errors, exceptions,
-    non-local requests, chart and image states and sections, and save a full-page PNG."""
+    def wait_until(self, expression: str, timeout: float = 30.0, what: str | None = None) -> Any:
+        """Poll a JS expression (no JSON.stringify needed) until it is truthy; return its value."""
+        end = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(f"JSON.stringify(({expression}) || null)")
+            if value:
+                return value
+            if time.monotonic() > end:
+                raise TimeoutError(f"{what or expression} not within {timeout} s")
+            time.sleep(0.2)
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element, select what it holds, and type `text` as keyboard input replacing it."""
+        self.wait_until(f"!!document.querySelector({json.dumps(selector)})", what=selector)
+        self.evaluate(f"JSON.stringify((e => {{ e.focus(); e.select && e.select(); return 1 }})"
+                      f"(document.querySelector({json.dumps(selector)})))")
+        self.send("Input.insertText", text=text)
+
+    def paste(self, selector: str, text: str) -> None:
+        """Paste `text` into the element as a user's Ctrl+V would (a code editor then inserts it
+        as it is: no auto-closed brackets or auto-indent, which typing would add)."""
+        self.wait_until(f"!!document.querySelector({json.dumps(selector)})", what=selector)
+        self.evaluate(f"""JSON.stringify((() => {{ const e = document.querySelector({json.dumps(selector)}); e.focus();
+          const d = new DataTransfer(); d.setData('text/plain', {json.dumps(text)});
+          e.dispatchEvent(new ClipboardEvent('paste', {{clipboardData: d, bubbles: true, cancelable: true}}));
+          return 1 }})())""")
+
+    def click(self, selector: str) -> None:
+        self.wait_until(f"!!document.querySelector({json.dumps(selector)})", what=selector)
+        self.evaluate(f"JSON.stringify(document.querySelector({json.dumps(selector)}).click() || 1)")
+
+    def screenshot(self, path: Path, clip: dict | None = None) -> None:
+        """A PNG of the viewport, or of `clip` ({x, y, width, height, scale}: CSS pixels)."""
+        shot = self.send("Page.captureScreenshot", format="png", **({"clip": clip} if clip else {}))
+        path.write_bytes(b64decode(shot["data"]))
+
+    def console_errors(self) -> list[dict]:
+        """console.error / console.assert calls and error-level log entries seen so far."""
+        errors = [e["params"] for e in self.events if e.get("method") == "Runtime.consoleAPICalled"
+                  and e["params"]["type"] in ("error", "assert")]
+        return errors + [e["params"]["entry"] for e in self.events if e.get("method") == "Log.entryAdded"
+                         and e["params"]["entry"]["level"] == "error"]
+
+    def exceptions(self) -> list[dict]:
+        return [e["params"]["exceptionDetails"] for e in self.events if e.get("method") == "Runtime.exceptionThrown"]
+
+    def requests(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 900, timeout: float = 90.0) -> Iterator[Page]:
+    """A fresh headless Chromium and its first page, with the Page, Runtime, Log and Network
+    domains enabled; stopped and removed on exit. Its own profile, and offline: no host name
+    but 127.0.0.1 resolves, so a page's remote requests fail alike everywhere (CI included)
+    and nothing leaves the machine."""
     profile = Path(tempfile.mkdtemp(prefix="apd-chromium-"))
     proc = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1280,900", "about:blank"],
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", f"--user-data-dir={profile}",
+         "--remote-debugging-port=0", f"--window-size={width},{height}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = profile / "DevToolsActivePort"
@@ -82,28 +147,10 @@ def render(html: Path, screenshot: Path, settle: float = 2.0, timeout: float = 9
         page = Page(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
         for domain in ("Page", "Runtime", "Log", "Network"):
             page.send(f"{domain}.enable")
-        page.send("Page.navigate", url=html.resolve().as_uri())
-        page.wait_for("Page.loadEventFired", timeout)
-        time.sleep(settle)  # plotly draws after load
-        charts = page.evaluate(_CHARTS)
-        images = page.evaluate(_IMAGES)
-        sections = page.evaluate(_SECTIONS)
-        height = page.evaluate("JSON.stringify(document.documentElement.scrollHeight)")
-        page.send("Emulation.setDeviceMetricsOverride", width=1280, height=min(int(height), 16000),
-                  deviceScaleFactor=1, mobile=False)
-        shot = page.send("Page.captureScreenshot", format="png")
-        screenshot.write_bytes(b64decode(shot["data"]))
-        events = page.events
-        console_errors = [e["params"] for e in events if e.get("method") == "Runtime.consoleAPICalled"
-                          and e["params"]["type"] in ("error", "assert")]
-        console_errors += [e["params"]["entry"] for e in events if e.get("method") == "Log.entryAdded"
-                           and e["params"]["entry"]["level"] == "error"]
-        exceptions = [e["params"]["exceptionDetails"] for e in events if e.get("method") == "Runtime.exceptionThrown"]
-        requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
-        page.ws.close()
-        return {"console_errors": console_errors, "exceptions": exceptions,
-                "remote_requests": [u for u in requests if not u.startswith(("file:", "data:", "about:"))],
-                "charts": charts, "images": images, "sections": sections}
+        try:
+            yield page
+        finally:
+            page.ws.close()
     finally:
         proc.terminate()
         try:
@@ -111,3 +158,21 @@ def render(html: Path, screenshot: Path, settle: float = 2.0, timeout: float = 9
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def render(html: Path, screenshot: Path, settle: float = 2.0, timeout: float = 90.0) -> dict:
+    """Load `html` offline in a fresh headless Chromium; return console errors, exceptions,
+    non-local requests, chart and image states and sections, and save a full-page PNG."""
+    with chromium(timeout=timeout) as page:
+        page.navigate(html.resolve().as_uri(), timeout)
+        time.sleep(settle)  # plotly draws after load
+        charts = page.evaluate(_CHARTS)
+        images = page.evaluate(_IMAGES)
+        sections = page.evaluate(_SECTIONS)
+        height = page.evaluate("JSON.stringify(document.documentElement.scrollHeight)")
+        page.send("Emulation.setDeviceMetricsOverride", width=1280, height=min(int(height), 16000),
+                  deviceScaleFactor=1, mobile=False)
+        page.screenshot(screenshot)
+        return {"console_errors": page.console_errors(), "exceptions": page.exceptions(),
+                "remote_requests": [u for u in page.requests() if not u.startswith(("file:", "data:", "about:"))],
+                "charts": charts, "images": images, "sections": sections}
