@@ -30,6 +30,27 @@ def layer_states(model: torch.nn.Module, x: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def preactivations(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Hidden pre-activations of a Linear/activation chain, straight from its modules: the
+    output of every Linear but the last, concatenated. Autograd of this gives each region's
+    hyperplanes without pl_network."""
+    zs, h = [], x
+    mods = list(model)
+    for i, m in enumerate(mods):
+        h = m(h)
+        if isinstance(m, torch.nn.Linear) and i + 1 < len(mods):
+            zs.append(h)
+    return torch.cat(zs, -1)
+
+
+def required(out: dict, key: str, cls: int, h: int) -> np.ndarray:
+    """A blanket of `apd mbh --json` output as each neuron's required status (-1: free)."""
+    req = np.full(h, -1, dtype=np.int8)
+    for i, status in out["classes"][key][str(cls)]["constraints"]:
+        req[i] = status
+    return req
+
+
 def predictions(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     """Arg-max class of a float64 forward pass of the modules."""
     with torch.no_grad():

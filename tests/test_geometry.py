@@ -10,6 +10,7 @@ from toolkit.regions.network import pl_network
 from toolkit.regions.partition import partition
 from toolkit.regions.plane import plane_from_anchors
 from tests.factories import mlp as seeded_mlp
+from tests.oracles import preactivations
 
 
 def mlp(arch, act=nn.ReLU, seed=0):
@@ -60,17 +61,6 @@ def test_segment_matches_plane_partition():
     seg = segment_regions(net, x[1], x[2], device="cpu")
     plane_patterns = {bytes(r) for r in part.pattern.numpy()}
     assert {bytes(r) for r in seg.patterns} <= plane_patterns
-
-
-def preactivations(net, x):
-    """Hidden pre-activations straight from the torch modules (not via PLNet)."""
-    zs, h = [], x
-    mods = list(net)
-    for i, m in enumerate(mods):
-        h = m(h)
-        if isinstance(m, nn.Linear) and i + 1 < len(mods):
-            zs.append(h)
-    return torch.cat(zs, -1)
 
 
 @pytest.mark.parametrize("name,make", NETS[:2], ids=[n for n, _ in NETS[:2]])

@@ -17,7 +17,7 @@ from toolkit.mbh.pattern import maximal_patterns
 from toolkit.mbh.planes import random_anchors
 from toolkit.mbh.runs import run_mbh
 from toolkit.store import open_store
-from tests.oracles import exact_s, layer_states, region_table
+from tests.oracles import exact_s, layer_states, region_table, required
 
 
 def _column(n: int, off: list[int], on: int = 1) -> np.ndarray:
@@ -130,20 +130,13 @@ def _grid_states(model: torch.nn.Module, plane: dict, n: int) -> np.ndarray:
     return _last_states(model, pts)
 
 
-def _required(out: dict, key: str, cls: int, h: int) -> np.ndarray:
-    req = np.full(h, -1, dtype=np.int8)
-    for i, status in out["classes"][key][str(cls)]["constraints"]:
-        req[i] = status
-    return req
-
-
 def test_graph_states_agree_with_a_forward_pass(mbh_run):
     _, model, data, out = mbh_run
     states = _last_states(model, data.x)
     mp = maximal_patterns(states, data.y, list(range(10)), out["coverage"])
     for k, key in enumerate(out["classes"]):
         for c in range(10):
-            np.testing.assert_array_equal(_required(out, key, c, states.shape[1]), mp.required[k, c])
+            np.testing.assert_array_equal(required(out, key, c, states.shape[1]), mp.required[k, c])
 
 
 def test_full_coverage_pattern_is_the_constant_neurons(mbh_run):
@@ -176,7 +169,7 @@ def test_s_per_class_matches_a_dense_grid(mbh_run):
     checked = 0
     for key in ("0.8", "1"):
         for c in range(10):
-            req = _required(out, key, c, states.shape[1])
+            req = required(out, key, c, states.shape[1])
             inside = ((req < 0) | (states == req)).all(1).mean()
             assert plane["s"][key][str(c)] == pytest.approx(1 - inside, abs=0.012), (key, c)  # coarse
             assert plane["s"][key][str(c)] == pytest.approx(exact_s(regions, req), rel=1e-9, abs=1e-12)
@@ -206,10 +199,10 @@ def test_named_queries_match_pandas(mbh_run):
         assert row.constraints == len(cls["constraints"])
         assert row.active == sum(st == 1 for _, st in cls["constraints"])
         assert row.s == pytest.approx(cls["s"]) and row.s_min == pytest.approx(cls["s_min"])
-        req = _required(out, f"{row.coverage:g}", row._1, states.shape[1])
+        req = required(out, f"{row.coverage:g}", row._1, states.shape[1])
         assert row.patterns == len(np.unique(states[((req < 0) | (states == req)).all(1)], axis=0))
     # blanket_instances: instances whose own forward-pass pattern satisfies the blanket
-    req = _required(out, "0.8", 4, states.shape[1])
+    req = required(out, "0.8", 4, states.shape[1])
     expect_idx = np.flatnonzero(((req < 0) | (states == req)).all(1))
     assert covered["idx"].tolist() == expect_idx.tolist()
     assert (covered["label"].to_numpy() == data.y[expect_idx]).all()
@@ -245,7 +238,7 @@ def test_hardtanh_three_states_agree_between_graph_partition_and_grid(tmp_path):
     nontrivial = 0
     for k, key in enumerate(("0.6", "1")):
         for c in range(10):
-            req = _required(out, key, c, states.shape[1])
+            req = required(out, key, c, states.shape[1])
             np.testing.assert_array_equal(req, mp.required[k, c])
             inside = ((req < 0) | (grid == req)).all(1).mean()
             assert plane["s"][key][str(c)] == pytest.approx(1 - inside, abs=0.015), (key, c)  # coarse

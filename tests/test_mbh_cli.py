@@ -13,7 +13,7 @@ from loaders.models import load_model
 from loaders.train import train
 from toolkit.regions.plane import plane_from_anchors
 from toolkit.store import open_store
-from tests.oracles import exact_s, predictions, region_table
+from tests.oracles import exact_s, predictions, region_table, required
 
 MBH_LABELS = ("Blanket", "Neuron", "Plane")
 
@@ -152,9 +152,7 @@ def test_plot_plane_draws_the_blanket_that_mbh_measures(apd, run_d, tmp_path):
     out = apd.json("mbh", "--run", "d", "--anchors", "5,17,40", "--coverage", "0.8", "--device", "cpu")
     pic = apd.json("plot", "plane", "--run", "d", "--anchors", "5,17,40", "--class", "3", "--coverage", "0.8",
                    "--out", str(tmp_path / "p.png"), "--device", "cpu")
-    req = np.full(16, -1, dtype=np.int8)
-    for i, status in out["classes"]["0.8"]["3"]["constraints"]:
-        req[i] = status
     regions = region_table(load_model(run_d), out["planes"][0])
+    req = required(out, "0.8", 3, regions[1].shape[1])
     assert pic["s"] == pytest.approx(exact_s(regions, req), rel=1e-9, abs=1e-12)  # the picture's caption
     assert pic["regions"] == len(regions[0]) and (tmp_path / "p.png").stat().st_size > 10_000

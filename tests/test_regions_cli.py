@@ -14,6 +14,7 @@ from loaders.models import load_model
 from loaders.train import train
 from toolkit.regions import partition, plane_from_anchors
 from toolkit.store import open_store
+from tests.oracles import layer_states, preactivations
 
 
 @pytest.fixture(scope="module")
@@ -53,34 +54,18 @@ def test_regions_command_matches_the_engine_and_a_forward_pass(run_store, apd):
     umin, umax, vmin, vmax = out["box"]
     u, v = np.meshgrid(np.linspace(umin, umax, 300), np.linspace(vmin, vmax, 300))
     pts = np.array(out["origin"]) + np.stack([u.ravel(), v.ravel()], 1) @ basis
-    with torch.no_grad():
-        x = torch.as_tensor(pts, dtype=torch.float64)
-        states = []
-        for module in model.double():
-            if isinstance(module, torch.nn.ReLU):
-                states.append((x > 0).numpy())
-            x = module(x)
-    grid_patterns = {row.tobytes() for row in np.packbits(np.concatenate(states, 1), axis=1)}
+    grid_patterns = {row.tobytes() for row in np.packbits(np.concatenate(layer_states(model, pts), 1), axis=1)}
     engine_patterns = {row.tobytes() for row in np.packbits(part.pattern.numpy().astype(bool), axis=1)}
     assert len(grid_patterns) > 10 and grid_patterns <= engine_patterns
 
 
 def _local_maps(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every hidden pre-activation z(x) and its input gradient, by autograd on the original
-    torch modules (float64 copies): the region's hyperplanes, independent of pl_network."""
-    mods = [m for m in copy.deepcopy(model).double()]
-
-    def hidden(v: torch.Tensor) -> torch.Tensor:
-        zs = []
-        for i, m in enumerate(mods):
-            v = m(v)
-            if isinstance(m, torch.nn.Linear) and i + 1 < len(mods) and isinstance(mods[i + 1], torch.nn.ReLU):
-                zs.append(v)
-        return torch.cat(zs, -1)
-
+    torch modules (a float64 copy): the region's hyperplanes, independent of pl_network."""
+    net = copy.deepcopy(model).double()
     xt = torch.as_tensor(x, dtype=torch.float64)
-    jac = torch.func.vmap(torch.func.jacrev(hidden))(xt).detach().numpy()
-    return hidden(xt).detach().numpy(), jac
+    jac = torch.func.vmap(torch.func.jacrev(lambda v: preactivations(net, v)))(xt).detach().numpy()
+    return preactivations(net, xt).detach().numpy(), jac
 
 
 def test_geometry_command_writes_instance_numbers(run_store, apd):
@@ -104,19 +89,13 @@ def test_geometry_segment_equals_a_dense_walk(run_store, apd):
     store, model_path = run_store
     apd.store_path = store
     data = load_dataset("digits", "test")
-    model = copy.deepcopy(load_model(model_path)).double()
+    model = load_model(model_path)
     counts = []
     for ends in [(0, 1), (5, 300), (17, 420)]:
         out = apd.json("geometry", "--run", "d", "--segment", ",".join(map(str, ends)), "--device", "cpu")
         xa, xb = data.x[list(ends)].astype(np.float64)
         t = np.linspace(0.0, 1.0, 200_001)[:, None]
-        states, h = [], torch.as_tensor(xa + t * (xb - xa))
-        with torch.no_grad():
-            for module in model:
-                if isinstance(module, torch.nn.ReLU):
-                    states.append((h > 0).numpy())
-                h = module(h)
-        walk = np.concatenate(states, 1)
+        walk = np.concatenate(layer_states(model, xa + t * (xb - xa)), 1)
         changes = int((walk[1:] != walk[:-1]).any(1).sum())
         assert out["regions"] == changes + 1, (ends, out["regions"], changes)
         assert out["length"] == pytest.approx(float(np.linalg.norm(xb - xa)), rel=1e-12)

@@ -383,8 +383,6 @@ def _bytes(path: Path) -> int:
         return 0
 
 
-
-
 def plan_refusal(plan: str) -> str | None:
     """Why a rendered LadybugDB plan is not a read of the graph (operator `NAME[id]`,
     table function `Function: NAME`), or None."""

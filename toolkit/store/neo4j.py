@@ -29,6 +29,7 @@ BATCH = 10_000
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
+# Procedures that read only the graph's own schema; any other CALL is refused by `read`.
 SCHEMA_PROCEDURES = frozenset({"db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization",
                                "db.schema.nodeTypeProperties", "db.schema.relTypeProperties"})
 
@@ -190,8 +191,6 @@ def _collect(tx, text: str, params: dict) -> pd.DataFrame:
     keys = list(result.keys())
     return plain_strings(pd.DataFrame([r.values() for r in result], columns=keys))
 
-
-# Procedures that read only the graph's own schema; any other CALL is refused by `read`.
 
 def _refusal(summary) -> str | None:
     """Why a planned statement is not a plain read of the graph, from the server's plan:
