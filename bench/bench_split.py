@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import best  # noqa: E402
 from tests.apd_synthetic import hierarchical, write_run  # noqa: E402
 from toolkit.apd.clusters import split_run  # noqa: E402
-from toolkit.apd.flows import pandas_flows, query_flows  # noqa: E402
+from tests.oracles import as_listed, flows_groupby  # noqa: E402
+from toolkit.apd.flows import query_flows  # noqa: E402
 from toolkit.apd.runs import read_patterns  # noqa: E402
 from toolkit.apd.splitting import EPS, split  # noqa: E402
 from toolkit.store import open_store  # noqa: E402
@@ -56,6 +57,15 @@ def pandas_split(patterns: np.ndarray, target: np.ndarray) -> np.ndarray:
     return final
 
 
+def pandas_flows(rows: pd.DataFrame, layers: list[int]) -> pd.DataFrame:
+    """Flows by pandas from the rows `read_patterns` returns (uids rebuilt from the keys)."""
+    sel = rows[rows["layer"].isin(layers)]
+    uid = "bench:p:" + sel["layer"].astype(str) + ":" + sel["key"].astype(str)
+    keys = sel.assign(uid=uid).pivot(index="idx", columns="layer", values="uid")
+    per = rows.drop_duplicates("idx").set_index("idx").loc[keys.index]
+    return as_listed(flows_groupby(keys.reset_index(drop=True), per["pred"], per["correct"]))
+
+
 def main() -> None:
     patterns, label, pred = hierarchical(N, LAYERS, seed=0)
     rows = []
@@ -77,7 +87,7 @@ def main() -> None:
         rows.append(("split_run: read + split + write back", t_run, "Cluster, IN, SPLIT_INTO, Instance.cluster"))
         for layers in ([4, 5], [1, 2, 3, 4, 5]):
             t_cy, cy = best(lambda: query_flows(store, "bench", layers))
-            t_pf, pf = best(lambda: pandas_flows(data.frame, "bench", layers))
+            t_pf, pf = best(lambda: pandas_flows(data.frame, layers))
             equal = cy.equals(pf)
             rows.append((f"flows {layers}, Cypher (LadybugDB)", t_cy, f"{len(cy)} flows"))
             rows.append((f"flows {layers}, pandas on read rows", t_pf, f"equal to Cypher: {equal}"))

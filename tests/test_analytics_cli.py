@@ -4,9 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from loaders.datasets import load_dataset
+from loaders.models import load_model
 from tests.apd_graph import pattern_key
 from tests.apd_synthetic import hierarchical, write_run
+from tests.oracles import forward
 from toolkit.apd.splitting import split
 from toolkit.store import open_store
 
@@ -62,13 +66,43 @@ def test_flows_hardness_evolution(apd, store_path, run):
     assert sum(r["instances"] for r in tables["by_size"]) == 2000
     assert [r["layer"] for r in tables["stability"]] == [1, 2, 3, 4]
 
-    patterns, label, pred = hierarchical(300, 4, seed=7)
+    early = hierarchical(300, 4, seed=7, error_rate=0.3)
     with open_store(store_path) as s:
-        write_run(s, "mnist32@e2", patterns[:, :], label, pred, epoch=2)
-        write_run(s, "other", patterns, label, pred, epoch=1)
+        write_run(s, "mnist32@e2", *early, epoch=2)
+        write_run(s, "other", *early, epoch=1)
     table = apd.json("evolution", "--runs", "mnist32@e*")
-    assert [r["run"] for r in table] == ["mnist32@e2", "mnist32@e10"]  # by epoch, not by name
-    assert table[0]["layer_1"] == len(np.unique(patterns[:, 0]))
+    # every cell, from the arrays the runs were written from; by epoch, not by name
+    assert table == [evolution_row(name, epoch, *arrays) for name, epoch, arrays in
+                     (("mnist32@e2", 2, early), ("mnist32@e10", 10, run))]
+
+
+def evolution_row(run: str, epoch: int, patterns, label, pred) -> dict:
+    """One `apd evolution` row by pandas: instances, accuracy (pred = label) and distinct
+    patterns per layer of an [n, L] array of per-layer pattern ids (or state rows)."""
+    ids = pd.DataFrame(patterns)
+    return {"run": run, "epoch": epoch, "instances": len(ids),
+            "accuracy": pytest.approx(float(np.mean(np.asarray(label) == np.asarray(pred))), rel=1e-12),
+            **{f"layer_{j + 1}": int(ids[j].nunique()) for j in ids.columns}}
+
+
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
+def test_evolution_of_the_demo_runs_equals_their_forward_passes(apd, demo_store):
+    """`apd evolution` on the demo's two runs, every cell against the model's forward pass over
+    each split: instances, accuracy of its argmax, distinct patterns per hidden layer; the
+    epoch is the one the checkpoint records."""
+    apd.store_path = demo_store
+    table = apd.json("evolution", "--runs", "digits-*")
+    model_path = {r["run"]: r["model"] for r in apd.json("runs")}["digits-test"]
+    model = load_model(model_path)
+    epoch = torch.load(model_path, weights_only=True)["record"]["epoch"]  # the epoch the checkpoint was saved at
+    want = []
+    for run, part in sorted([("digits-train", "train"), ("digits-test", "test")]):  # same epoch: by name
+        data = load_dataset("digits", part)
+        states, logits = forward(model, data.x, dtype=torch.float32)  # as ingest ran it
+        rows = np.column_stack([np.unique(s, axis=0, return_inverse=True)[1].ravel() for s in states])
+        want.append(evolution_row(run, epoch, rows, data.y, logits.argmax(1)))
+    assert table == want
+    assert want[0]["layer_1"] != want[1]["layer_1"]  # the splits really differ
 
 
 def one_line_error(result, text: str) -> None:

@@ -1,14 +1,32 @@
-"""Flows from cypher/flows.cypher on the embedded store equal a pandas group-by, row for row."""
+"""Flows from cypher/flows.cypher equal a pandas group-by, row for row: of the arrays a
+synthetic run was written from, and of a trained net's own forward pass over its data
+(never of rows read back from the store, which would share the store's mistakes)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from tests.apd_graph import pattern_uid
+from loaders.datasets import load_dataset
+from loaders.models import load_model
+from tests.apd_graph import pattern_key, pattern_uid
 from tests.apd_synthetic import hierarchical, write_run
-from toolkit.apd.flows import pandas_run_flows, parse_layers, query_flows, run_flows
+from tests.oracles import as_listed, flows_groupby, forward
+from toolkit.apd.flows import parse_layers, query_flows, run_flows
 from toolkit.errors import ApdError
+from toolkit.store import open_store
+
+
+def expected(run: str, patterns: np.ndarray, label, pred, layers: list[int], min_strength: int = 1,
+             only: int | None = None) -> pd.DataFrame:
+    """The flows of a synthetic run from its pattern-id array: uids named as tests/apd_graph names them."""
+    keep = np.ones(len(label), dtype=bool) if only is None else np.asarray(label) == only
+    ids = np.asarray(patterns)[keep]
+    keys = pd.DataFrame({layer: f"{run}:p:{layer}:" + pd.Series(pattern_key(ids[:, layer - 1])).astype(object)
+                         for layer in layers})
+    flows = flows_groupby(keys, np.asarray(pred)[keep], (np.asarray(label) == np.asarray(pred))[keep], min_strength)
+    return as_listed(flows)
 
 
 def test_hand_example(store):
@@ -38,7 +56,7 @@ def test_cypher_equals_pandas_on_random_runs(store, seed):
     for layers in ([6], [5, 6], [1, 4], [2, 3, 5], list(range(1, 7))):
         for min_strength in (1, 3):
             got = query_flows(store, "r", layers, min_strength)
-            want = pandas_run_flows(store, "r", layers, min_strength)
+            want = expected("r", patterns, label, pred, layers, min_strength)
             pd.testing.assert_frame_equal(got, want)
 
 
@@ -47,7 +65,7 @@ def test_cypher_equals_pandas_at_realistic_size(store):
     write_run(store, "big", patterns, label, pred)
     for layers in ([3, 4], [1, 2, 3, 4]):
         got = query_flows(store, "big", layers)
-        pd.testing.assert_frame_equal(got, pandas_run_flows(store, "big", layers))
+        pd.testing.assert_frame_equal(got, expected("big", patterns, label, pred, layers))
         assert got["strength"].sum() == 20_000
 
 
@@ -87,7 +105,42 @@ def test_label_restricts_to_one_true_label(store, label):
     pred = np.where(rng.random(n) < 0.7, truth, rng.integers(0, 3, n))
     write_run(store, "r", patterns, truth, pred)
     got = query_flows(store, "r", [2, 3], label=label)
-    pd.testing.assert_frame_equal(got, pandas_run_flows(store, "r", [2, 3], label=label))
+    pd.testing.assert_frame_equal(got, expected("r", patterns, truth, pred, [2, 3], only=label))
     assert got["strength"].sum() == (truth == label).sum()
     _, flows = run_flows(store, "r", "2,3", label=label)  # a restricted view writes nothing
     assert store.read("MATCH (f:Flow) RETURN count(f) AS n")["n"].iloc[0] == 0
+
+
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
+@pytest.mark.parametrize("label", [None, 3])
+def test_flows_of_a_trained_net_equal_a_groupby_of_its_forward_pass(apd, demo_store, label):
+    """`apd flows` on the demo's test run against the model's own forward pass over the test
+    split: instances grouped by their patterns on the last two hidden layers, strength, errors
+    and majority predicted label from that pass. Only the pattern uids come from the store
+    (ACTIVATES), after checking they name the forward-pass patterns one to one."""
+    apd.store_path = demo_store
+    run = "digits-test"
+    args = ("flows", "--run", run) + (() if label is None else ("--label", str(label)))
+    got = pd.DataFrame(apd.json(*args))
+    info = next(r for r in apd.json("runs") if r["run"] == run)
+    data = load_dataset("digits", "test")
+    states, logits = forward(load_model(info["model"]), data.x, dtype=torch.float32)  # as ingest ran it
+    layers = [len(states) - 1, len(states)]
+    with open_store(demo_store, read_only=True) as s:
+        acts = s.read("MATCH (i:Instance)-[:ACTIVATES]->(p:Pattern) WHERE i.run = $run "
+                      "RETURN i.idx AS idx, p.layer AS layer, p.uid AS uid", {"run": run})
+    uid = acts.pivot(index="idx", columns="layer", values="uid").sort_index()
+    assert uid.index.tolist() == list(range(len(data.y)))
+    keys = pd.DataFrame({layer: [row.tobytes().hex() for row in states[layer - 1]] for layer in layers})
+    for layer in layers:  # forward-pass pattern <-> stored uid, one to one
+        pairs = pd.DataFrame({"fp": keys[layer], "uid": uid[layer].to_numpy()}).drop_duplicates()
+        assert pairs["fp"].is_unique and pairs["uid"].is_unique, layer
+    pred = logits.argmax(1)
+    keep = np.ones(len(pred), dtype=bool) if label is None else data.y == label
+    flows = flows_groupby(keys[keep].reset_index(drop=True), pred[keep], pred[keep] == data.y[keep])
+    for layer in layers:
+        flows[layer] = flows[layer].map(dict(zip(keys[layer], uid[layer])))
+    want = as_listed(flows)
+    assert len(want) > 10 and (want["purity"] < 1).any()  # a real partition, with mixed flows
+    pd.testing.assert_frame_equal(got.drop(columns="purity"), want.drop(columns="purity"), check_dtype=False)
+    np.testing.assert_allclose(got["purity"], want["purity"], rtol=1e-12)

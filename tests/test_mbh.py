@@ -17,7 +17,7 @@ from toolkit.mbh.pattern import maximal_patterns
 from toolkit.mbh.planes import random_anchors
 from toolkit.mbh.runs import run_mbh
 from toolkit.store import open_store
-from tests.oracles import exact_s, layer_states, region_table, required
+from tests.oracles import exact_s, greedy_maximal, layer_states, region_table, required
 
 
 def _column(n: int, off: list[int], on: int = 1) -> np.ndarray:
@@ -245,3 +245,70 @@ def test_hardtanh_three_states_agree_between_graph_partition_and_grid(tmp_path):
             assert plane["s"][key][str(c)] == pytest.approx(exact_s(regions, req), rel=1e-9, abs=1e-12)
             nontrivial += 0.05 < inside < 0.95
     assert nontrivial >= 5
+
+
+# --- against a greedy written from DESIGN.md's definition (tests/oracles.py) ---------------
+
+
+def _tied_picks(states: np.ndarray, chosen: dict[int, int]) -> int:
+    """How many chosen non-constant neurons share their individual coverage with another chosen one."""
+    share = {i: np.unique(states[:, i], return_counts=True)[1].max() / len(states) for i in chosen}
+    scores = [s for s in share.values() if s < 1]
+    return sum(scores.count(s) > 1 for s in scores)
+
+
+def test_run_mbh_equals_the_greedy_of_the_definition(mbh_run):
+    """The stored run's maximal patterns (read from the graph by `run_mbh`) and `maximal_patterns`
+    on forward-pass states, both greedy orders, against the greedy of DESIGN.md on the model's
+    own forward pass: constraints, base and joint coverage per class and coverage. A trained
+    net's classes have tied individual coverages among the neurons they keep, so the tie rule
+    (no tied candidate dropped) is exercised, not assumed."""
+    _, model, data, out = mbh_run
+    states = _last_states(model, data.x)
+    classes = list(range(10))
+    direct = {g: maximal_patterns(states, data.y, classes, out["coverage"], g) for g in ("individual", "joint")}
+    ties = 0
+    for k, cov in enumerate(out["coverage"]):
+        key = f"{cov:g}"
+        for c in classes:
+            mine = states[data.y == c]
+            want, joint = greedy_maximal(mine, cov)
+            got = out["classes"][key][str(c)]
+            assert got["constraints"] == [[i, s] for i, s in want.items()], (key, c)
+            assert got["joint"] == pytest.approx(joint) and got["samples"] == len(mine)
+            assert got["base"] == sum((mine == mine[0]).all(0))
+            np.testing.assert_array_equal(direct["individual"].required[k, c], required(out, key, c, states.shape[1]))
+            want_j, joint_j = greedy_maximal(mine, cov, joint=True)
+            req = direct["joint"].required[k, c]
+            assert {int(i): int(req[i]) for i in np.flatnonzero(req >= 0)} == want_j, (key, c)
+            assert direct["joint"].joint[k, c] == pytest.approx(joint_j)
+            ties += _tied_picks(mine, want)
+    assert ties > 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_maximal_patterns_equal_the_greedy_on_tied_three_state_samples(seed):
+    """Random 2- and 3-state samples with few samples per class (so individual coverages tie
+    often), as samples and as distinct patterns with weights, both greedy orders, many
+    coverages: `maximal_patterns` equals the greedy of the definition everywhere."""
+    rng = np.random.default_rng(seed)
+    n, h, k = 240, 14, 4
+    labels = rng.integers(0, k, n)
+    bias = rng.random((k, h)) ** 0.3  # most neurons lean strongly to one status per class
+    states = np.where(rng.random((n, h)) < bias[labels], 1, rng.integers(0, 3 if seed else 2, (n, h))).astype(np.int8)
+    coverages = [1.0, 0.97, 0.9, 0.8, 0.7, 0.55, 0.4, 0.2]
+    uniq, inv = np.unique(np.column_stack([states, labels]), axis=0, return_inverse=True)
+    weights = np.bincount(inv.ravel())
+    ties = 0
+    for greedy in ("individual", "joint"):
+        mp = maximal_patterns(states, labels, list(range(k)), coverages, greedy)
+        mw = maximal_patterns(uniq[:, :-1], uniq[:, -1], list(range(k)), coverages, greedy, weights=weights)
+        np.testing.assert_array_equal(mw.required, mp.required)
+        for j, cov in enumerate(coverages):
+            for c in range(k):
+                want, joint = greedy_maximal(states[labels == c], cov, joint=greedy == "joint")
+                req = mp.required[j, c]
+                assert {int(i): int(req[i]) for i in np.flatnonzero(req >= 0)} == want, (greedy, cov, c)
+                assert mp.joint[j, c] == pytest.approx(joint)
+                ties += _tied_picks(states[labels == c], want)
+    assert ties > 0

@@ -1,4 +1,8 @@
-"""Exact plane partition: against regioncam, and against its own invariants."""
+"""Exact plane partition: against regioncam, and against its own invariants.
+
+Every reference here reads the torch modules themselves (forward passes of the module,
+regioncam layers built from each Linear's weights and each activation's own parameters),
+never `pl_network`, the partition's own reading of the model: a wrong slope there must fail."""
 import numpy as np
 import pytest
 import torch
@@ -6,11 +10,11 @@ from scipy.spatial import cKDTree
 from torch import nn
 from torch.nn.utils import prune
 
-from toolkit.regions.network import pl_network
 from toolkit.regions.partition import partition
 from toolkit.regions.plane import check_anchor_indices, plane_from_anchors
 from toolkit.regions.polygons import centroids
 from tests.factories import mlp
+from tests.oracles import forward
 
 
 def trained(net, d, classes, steps=100, seed=0):
@@ -33,25 +37,37 @@ def plane_for(d, seed=1):
 
 
 def forward_states(net, plane, uv):
-    return pl_network(net).states(torch.as_tensor(plane.to_input(np.asarray(uv))))
+    """States of all hidden neurons at plane points, by a float64 forward pass of the module."""
+    states, _ = forward(net, plane.to_input(np.asarray(uv)))
+    return torch.as_tensor(np.concatenate(states, 1))
+
+
+def forward_logits(net, plane, uv):
+    return torch.as_tensor(forward(net, plane.to_input(np.asarray(uv)))[1])
 
 
 def regioncam_patterns(net, plane):
-    """Regioncam on the same box (plane folded into its first layer); patterns by forward pass."""
+    """Regioncam on the same box, its layers read from the Sequential's own Linear and
+    activation modules (plane folded into the first Linear); patterns by forward pass."""
     regioncam = pytest.importorskip("regioncam")
-    pn = pl_network(net)
     umin, umax, vmin, vmax = plane.box
     half, centre = (umax - umin) / 2, np.array([(umin + umax) / 2, (vmin + vmax) / 2])
-    basis, w1 = torch.tensor(plane.basis), pn.layers[0].weight
+    basis = torch.tensor(plane.basis)
     shift = torch.tensor(plane.origin) + torch.tensor(centre) @ basis
     f32 = lambda t: t.numpy().astype(np.float32)  # noqa: E731
-    layers = [regioncam.nn.Linear(f32(basis @ w1.T), f32(w1 @ shift + pn.layers[0].bias))]
-    for i, lay in enumerate(pn.layers):
-        if i:
-            layers.append(regioncam.nn.Linear(f32(lay.weight.T), f32(lay.bias)))
-        act = lay.activation
-        layers.append(regioncam.nn.ReLU() if act.name == "ReLU" else regioncam.nn.LeakyReLU(act.slopes[0]))
-    layers.append(regioncam.nn.Linear(f32(pn.out_weight.T), f32(pn.out_bias)))
+    layers = []
+    for module in net:
+        if isinstance(module, nn.Linear):
+            w, b = module.weight.detach().double(), module.bias.detach().double()
+            if not layers:
+                w, b = w @ basis.T, w @ shift + b  # the first Linear takes plane coordinates
+            layers.append(regioncam.nn.Linear(f32(w.T), f32(b)))
+        elif isinstance(module, nn.LeakyReLU):
+            layers.append(regioncam.nn.LeakyReLU(module.negative_slope))
+        elif isinstance(module, nn.ReLU):
+            layers.append(regioncam.nn.ReLU())
+        else:
+            raise TypeError(f"no regioncam layer for {module}")
     rc = regioncam.Regioncam(size=half)
     rc.add(layers)
     vin = np.asarray(rc.vertex_inputs, dtype=np.float64)
@@ -71,7 +87,7 @@ def check_invariants(net, plane, part, grid=300):
     assert torch.equal(forward_states(net, plane, part.interior_points().numpy()), part.pattern)
     assert len(pattern_set(part.pattern.numpy())) == part.count
     # predicted class at the interior point
-    logits = pl_network(net).logits(torch.as_tensor(plane.to_input(part.interior_points().numpy())))
+    logits = forward_logits(net, plane, part.interior_points().numpy())
     assert torch.equal(logits.argmax(1), part.label)
     # a dense grid sees no pattern the partition lacks
     umin, umax, vmin, vmax = plane.box
@@ -178,8 +194,6 @@ def test_batchnorm_dropout_flatten_nesting_and_pruning():
     plane = plane_for(12, seed=4)
     part = partition(net, plane, device="cpu")
     assert part.widths == [24, 16]
-    pts = torch.as_tensor(plane.to_input(part.interior_points().numpy()))
-    assert torch.allclose(pl_network(net).logits(pts), net(pts.float()).double(), atol=1e-4)
     check_invariants(net, plane, part)
 
 
@@ -192,18 +206,16 @@ def test_decision_boundary():
     region_area = torch.zeros(part.count, dtype=torch.float64).index_add_(0, dec.region, dec.area)
     assert torch.allclose(region_area, part.area, rtol=1e-9, atol=0)
     # every piece is won by its class, at its interior point
-    pn = pl_network(net)
-    inner = torch.as_tensor(plane.to_input(centroids(dec.vertices, dec.counts).numpy()))
-    assert torch.equal(pn.logits(inner).argmax(1), dec.label)
+    assert torch.equal(forward_logits(net, plane, centroids(dec.vertices, dec.counts).numpy()).argmax(1), dec.label)
     assert (dec.label != part.label[dec.region]).any()  # some regions really are split
     # segment ends tie between two classes
-    ends = pn.logits(torch.as_tensor(plane.to_input(dec.segments.reshape(-1, 2).numpy())))
+    ends = forward_logits(net, plane, dec.segments.reshape(-1, 2).numpy())
     top2 = ends.topk(2, dim=1).values
     assert len(dec.segments) > 0 and torch.allclose(top2[:, 0], top2[:, 1], atol=1e-9)
     # class areas agree with a grid estimate
     umin, umax, vmin, vmax = plane.box
     uu, vv = np.meshgrid(np.linspace(umin, umax, 400), np.linspace(vmin, vmax, 400))
-    grid = pn.logits(torch.as_tensor(plane.to_input(np.stack([uu.ravel(), vv.ravel()], 1)))).argmax(1)
+    grid = forward_logits(net, plane, np.stack([uu.ravel(), vv.ravel()], 1)).argmax(1)
     share = torch.bincount(grid, minlength=3).double() / grid.numel()
     assert torch.allclose(share, dec.class_area / plane.box_area, atol=0.01)
 

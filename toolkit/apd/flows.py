@@ -1,14 +1,13 @@
 """Flows: instances that share their patterns on a set of layers, with strength and purity.
 
-Computed in Cypher (`cypher/flows.cypher`, six layer slots) and, for checking and for
-notebooks, by a pandas group-by on the same rows; both give the same frame, row for row.
+Computed in Cypher (`cypher/flows.cypher`, six layer slots).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from toolkit.apd.runs import read_patterns, run_layers
+from toolkit.apd.runs import run_layers
 from toolkit.errors import ApdError
 from toolkit.store import Store
 
@@ -50,29 +49,6 @@ def query_flows(store: Store, run: str, layers: list[int], min_strength: int = 1
     return _finish(rows)
 
 
-def pandas_flows(rows: pd.DataFrame, run: str, layers: list[int], min_strength: int = 1,
-                 label: int | None = None) -> pd.DataFrame:
-    """The same flows from the `instance_patterns` rows, with plain pandas group-bys."""
-    if label is not None:
-        rows = rows[rows["label"] == label]
-    sel = rows[rows["layer"].isin(layers)]
-    uid = run + ":p:" + sel["layer"].astype(str) + ":" + sel["key"].astype(str)
-    wide = pd.DataFrame({"idx": sel["idx"], "layer": sel["layer"], "uid": uid}).pivot(index="idx", columns="layer", values="uid")
-    per = rows.drop_duplicates("idx").set_index("idx")[["pred", "correct"]]
-    wide = wide.join(per)
-    keys = list(layers)
-    votes = wide.groupby(keys + ["pred"]).size().rename("n").reset_index()
-    top = votes.sort_values(keys + ["n", "pred"], ascending=[True] * len(keys) + [False, True]).drop_duplicates(keys)
-    agg = wide.assign(error=~wide["correct"].astype(bool)).groupby(keys).agg(
-        strength=("pred", "size"), errors=("error", "sum")).reset_index()
-    out = agg.merge(top, on=keys)
-    out = out[out["strength"] >= min_strength]
-    out = out.sort_values(["strength", *keys], ascending=[False] + [True] * len(keys))
-    out["purity"] = out["n"] / out["strength"]
-    out["patterns"] = out[keys].to_numpy().tolist()
-    return _finish(out.rename(columns={"pred": "label"}).astype({"errors": "int64", "strength": "int64"}))
-
-
 def run_flows(store: Store, run: str, layers: str | None = None, min_strength: int = 1,
               label: int | None = None) -> tuple[list[int], pd.DataFrame]:
     """Compute a run's flows in Cypher and replace its Flow nodes and THROUGH edges.
@@ -96,8 +72,3 @@ def run_flows(store: Store, run: str, layers: str | None = None, min_strength: i
     store.write(run, {"Flow": nodes}, {"THROUGH": through}, replace=["Flow"])
     return chosen, flows
 
-
-def pandas_run_flows(store: Store, run: str, layers: list[int], min_strength: int = 1,
-                     label: int | None = None) -> pd.DataFrame:
-    """`pandas_flows` on the run's rows as stored (for checks and the bench)."""
-    return pandas_flows(read_patterns(store, run).frame, run, layers, min_strength, label)
