@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from loaders.checkpoint import ACTIVATIONS, ARCHS, check_checkpoint, check_masks
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, one_line
 
 FORMAT = "apd/2"  # arch["kind"] is "mlp" or "lenet5"
 FORMATS = (FORMAT, "apd-mlp/1")  # apd-mlp/1: MLP checkpoints written before conv nets, still loaded
@@ -212,5 +212,4 @@ def _load_state(model: nn.Module, state: dict, what: str) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-        detail = " ".join(str(exc).split())
-        raise ApdError(f"{what}: {detail[:240]}") from None
+        raise ApdError(f"{what}: {one_line(exc, 240)}") from None

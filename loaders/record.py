@@ -25,7 +25,7 @@ from torch import fx, nn
 from tqdm import tqdm
 
 from toolkit.device import resolve_device
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, one_line
 from toolkit.piecewise import PLOp, maxpool_selection, trace
 
 _SHIFTS = torch.tensor([7, 6, 5, 4, 3, 2, 1, 0], dtype=torch.uint8)
@@ -188,8 +188,7 @@ def _forward(gm: fx.GraphModule, xb: torch.Tensor) -> tuple[torch.Tensor, ...]:
     try:
         out, *packed = gm(xb)
     except RuntimeError as exc:
-        first = " ".join(str(exc).split())[:200]
-        raise ApdError(f"the model rejects inputs with {xb.shape[1]} features: {first}") from None
+        raise ApdError(f"the model rejects inputs with {xb.shape[1]} features: {one_line(exc)}") from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise ApdError("the model must return one tensor of logits [batch, classes]")
     return (out, *packed)

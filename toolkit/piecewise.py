@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, one_line
 
 # The one list of pattern-making kinds. A ReLU / LeakyReLU state is 1 iff z > 0; Hardtanh
 # (and its subclass ReLU6) has three states; a max-pool's pattern is which input each window takes.
@@ -95,7 +95,7 @@ def trace(model: nn.Module) -> Traced:
     try:
         gm = fx.symbolic_trace(model)
     except Exception as exc:  # fx raises many types for untraceable control flow
-        first = " ".join(str(exc).split())[:200]
+        first = one_line(exc)
         raise NotPiecewiseLinear(
             f"cannot read {type(model).__name__} with torch.fx (data-dependent control flow?): {first}") from None
     modules = dict(gm.named_modules())

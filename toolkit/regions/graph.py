@@ -22,6 +22,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from toolkit.errors import one_line
 from toolkit.piecewise import NotPiecewiseLinear, PLOp, trace
 
 from . import polygons as pg
@@ -71,7 +72,7 @@ class GraphProgram:
         try:
             ShapeProp(self.gm).propagate(torch.zeros(1, in_features, dtype=torch.float64, device=device))
         except Exception as exc:  # the model's own shape error, in one line
-            first = " ".join(str(exc).split())[:200]
+            first = one_line(exc)
             raise ValueError(f"plane lives in {in_features} dimensions, the model rejects it: {first}") from None
         self.numel = {n: int(n.meta["tensor_meta"].shape[1:].numel())
                       for n in nodes if hasattr(n.meta.get("tensor_meta"), "shape")}

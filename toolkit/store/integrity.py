@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from loaders.record import pattern_keys
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, one_line
 from toolkit.export import read_nodes, read_rels
 from toolkit.store.base import Store
 from toolkit.store.schema import NODES, RELS
@@ -35,12 +35,12 @@ def damage(store: Store, run: str) -> list[str]:
             nodes[table] = frame = read_nodes(store, run, table)
             out += _node_problems(run, table, frame) + _index_problems(store, run, table, frame["uid"].tolist())
         except (ApdError, UnicodeDecodeError, RuntimeError, ValueError) as exc:
-            out.append(f"run {run}: its {table} nodes cannot be read ({_short(exc)})")
+            out.append(f"run {run}: its {table} nodes cannot be read ({one_line(exc)})")
     for table in RELS:
         try:
             rels[table] = frame = read_rels(store, run, table)
         except (ApdError, UnicodeDecodeError, RuntimeError, ValueError) as exc:
-            out.append(f"run {run}: its {table} relationships cannot be read ({_short(exc)})")
+            out.append(f"run {run}: its {table} relationships cannot be read ({one_line(exc)})")
             continue
         if frame.duplicated(["src", "dst"]).any():
             out.append(f"run {run}: {int(frame.duplicated(['src', 'dst']).sum())} duplicate {table} relationships")
@@ -62,8 +62,6 @@ def _index_problems(store: Store, run: str, table: str, uids: list[str]) -> list
     return []
 
 
-def _short(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200]
 
 
 def _node_problems(run: str, table: str, frame: pd.DataFrame) -> list[str]:

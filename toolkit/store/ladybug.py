@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from toolkit.errors import one_line
 from toolkit.store import guard, pending, queries, space
 from toolkit.store.base import Store, StoreError, plain_strings
 from toolkit.store.schema import ALL_NODES
@@ -40,10 +41,6 @@ READ_OPERATORS = frozenset({
 # READ_PARQUET, READ_NPY, ... read files and are refused).
 READ_FUNCTIONS = frozenset({"READ_FTABLE", "SHOW_TABLES", "TABLE_INFO", "SHOW_CONNECTION", "DB_VERSION",
                             "SHOW_INDEXES", "SHOW_FUNCTIONS", "CURRENT_SETTING"})
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
 
 
 def _locked(msg: str) -> bool:
@@ -95,7 +92,7 @@ class LadybugStore(Store):
             raise space.os_error(self.location, exc, "opening it") from None
         except RuntimeError as exc:  # a schema statement of _prepare
             self._abandon()
-            raise StoreError(f"cannot prepare store {self.location}: {_one_line(exc)}") from None
+            raise StoreError(f"cannot prepare store {self.location}: {one_line(exc, None)}") from None
         except BaseException:
             self._abandon()
             raise
@@ -116,7 +113,7 @@ class LadybugStore(Store):
                                             throw_on_wal_replay_failure=not salvage)
                 break
             except RuntimeError as exc:
-                msg = _one_line(exc)
+                msg = one_line(exc, None)
                 if _locked(msg):
                     if time.monotonic() < deadline:
                         time.sleep(LOCK_POLL_SECONDS)
@@ -221,7 +218,7 @@ class LadybugStore(Store):
         try:
             result = self._conn.execute(text, dict(params or {}))
         except RuntimeError as exc:
-            raise StoreError(f"query failed: {_one_line(exc)}") from None
+            raise StoreError(f"query failed: {one_line(exc, None)}") from None
         if isinstance(result, list):  # several statements: the last one's rows
             result = result[-1]
         return _frame(result.get_as_df(), result.get_column_data_types())
@@ -274,7 +271,7 @@ class LadybugStore(Store):
                 try:
                     self._step(kind, what, arg)
                 except RuntimeError as exc:
-                    raise StoreError(dog.reason or f"write failed: {_one_line(exc)}") from None
+                    raise StoreError(dog.reason or f"write failed: {one_line(exc, None)}") from None
                 if dog.reason:
                     raise StoreError(dog.reason)
         if hooks:
@@ -307,7 +304,7 @@ class LadybugStore(Store):
             self._rollback()
             if dog.reason:
                 raise StoreError(dog.reason) from None
-            raise StoreError(f"write failed, nothing written: {_one_line(exc)}") from None
+            raise StoreError(f"write failed, nothing written: {one_line(exc, None)}") from None
         except BaseException:
             self._rollback()
             raise
@@ -315,7 +312,7 @@ class LadybugStore(Store):
             self._conn.execute("COMMIT")
         except RuntimeError as exc:
             self._rollback()
-            raise StoreError(dog.reason or f"write failed at commit: {_one_line(exc)}") from None
+            raise StoreError(dog.reason or f"write failed at commit: {one_line(exc, None)}") from None
 
     def _step(self, kind: str, what: str, arg: Any) -> None:
         if kind == "stmt":

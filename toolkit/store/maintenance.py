@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, one_line
 from toolkit.paths import writable_path
 from toolkit.store import integrity, open_store, pending, queries
 from toolkit.store.base import Store, StoreError
@@ -115,7 +115,7 @@ def _problems_or_unreadable(store: Store) -> list[str]:
     try:
         return problems(store)
     except (StoreError, UnicodeDecodeError, RuntimeError, ValueError) as exc:
-        return [f"the store cannot be read through: {' '.join(str(exc).split())[:200]}"]
+        return [f"the store cannot be read through: {one_line(exc)}"]
 
 
 def _snapshot(store: Store) -> tuple[list, dict, list]:
@@ -183,7 +183,7 @@ def _imported(work: Path) -> Path:
     try:
         ladybug.Connection(db).execute(f"IMPORT DATABASE '{_quoted(work / 'export')}'")
     except RuntimeError as exc:
-        raise StoreError(f"compact failed, the store is unchanged: {' '.join(str(exc).split())[:200]}") from None
+        raise StoreError(f"compact failed, the store is unchanged: {one_line(exc)}") from None
     finally:
         db.close()
     return target

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from toolkit.errors import one_line
 from toolkit.store import neo4j_config, pending, queries
 from toolkit.store.base import Store, StoreError, plain_strings
 from toolkit.store.schema import ALL_NODES, NODES, RELS
@@ -64,7 +65,7 @@ class Neo4jStore(Store):
                 raise StoreError(f"cannot reach Neo4j at {uri}: the port accepts connections but sent no Bolt "
                                  f"handshake within {wait:g} s (not a Neo4j server? APD_NEO4J_TIMEOUT sets the wait)"
                                  ) from None
-            raise StoreError(f"cannot reach Neo4j at {uri}: {' '.join(str(exc).split())[:200]}") from None
+            raise StoreError(f"cannot reach Neo4j at {uri}: {one_line(exc)}") from None
         if not read_only:
             with self._errors():
                 for stmt in queries.statements(queries.body("neo4j/schema")):
@@ -84,9 +85,9 @@ class Neo4jStore(Store):
             if "DatabaseNotFound" in (exc.code or ""):
                 db = f"database {self._db!r}" if self._db else "its default database"
                 raise StoreError(f"Neo4j at {self.location} has no {db}: set APD_NEO4J_DATABASE to one it has") from None
-            raise StoreError(f"{failed}: {' '.join(str(exc.message).split())}") from None
+            raise StoreError(f"{failed}: {one_line(exc.message, None)}") from None
         except (nx.ServiceUnavailable, nx.SessionExpired, nx.SessionError, OSError) as exc:
-            raise StoreError(f"lost the connection to Neo4j at {self.location}: {' '.join(str(exc).split())[:160]}") from None
+            raise StoreError(f"lost the connection to Neo4j at {self.location}: {one_line(exc, 160)}") from None
 
     def _session(self, mode: str):
         return self._driver.session(database=self._db, default_access_mode=mode)
