@@ -29,6 +29,7 @@ FORMATS = ("csv", "parquet")
 # neo4j-admin header types for the schema's LadybugDB types (strings need no suffix).
 ADMIN_TYPES = {"STRING": "", "INT64": ":long", "DOUBLE": ":double", "BOOLEAN": ":boolean"}
 MARKER = "import.sh"  # a folder holding it is an earlier export, safe to replace
+ADMIN_ROWS = 500_000  # rows per block of CSV lines built at once (bounds the export's memory)
 
 
 def _check_run(store: Store, run: str) -> None:
@@ -117,14 +118,32 @@ def export_table(store: Store, run: str, what: str, fmt: str, out: str | os.Path
 
 
 def _admin_csv(frame: pd.DataFrame, header: list[str], folder: Path, name: str) -> dict:
-    """`name.header.csv` (one line) and `name.csv` (rows, no header); booleans as true/false."""
-    data = frame.copy()
-    for c in data.columns:
-        if str(data[c].dtype) in ("boolean", "bool"):
-            data[c] = data[c].map({True: "true", False: "false"}).astype(object)
+    """`name.header.csv` (one line) and `name.csv` (rows, no header).
+
+    Strings are always quoted: neo4j-admin reads an empty unquoted field as no property, so
+    an empty string (e.g. Run.factory when there is none) came back as null; nulls stay
+    empty and unquoted. Booleans as true/false. Lines are built a column at a time.
+    """
     (folder / f"{name}.header.csv").write_text(",".join(header) + "\n")
-    data.to_csv(folder / f"{name}.csv", index=False, header=False)
+    with open(folder / f"{name}.csv", "w") as out:
+        for start in range(0, len(frame), ADMIN_ROWS):
+            part = frame.iloc[start : start + ADMIN_ROWS]
+            fields = [_admin_field(part[c]) for c in part.columns]
+            lines = fields[0].str.cat(fields[1:], sep=",") if len(fields) > 1 else fields[0]
+            out.write("\n".join(lines.tolist()) + "\n")
     return {"name": name, "rows": len(frame), "header": f"{name}.header.csv", "data": f"{name}.csv"}
+
+
+def _admin_field(col: pd.Series) -> pd.Series:
+    """One column as neo4j-admin CSV fields: quoted strings, true/false, numbers; '' for null."""
+    present = col.notna()
+    if str(col.dtype) in ("boolean", "bool"):
+        text = col.map({True: "true", False: "false"}).astype(object)
+    elif pd.api.types.is_string_dtype(col.dtype) or col.dtype == object:
+        text = '"' + col.astype(str).str.replace('"', '""', regex=False) + '"'
+    else:
+        text = col.astype(str)
+    return text.where(present, "").astype(str).reset_index(drop=True)
 
 
 def _earlier_export(folder: Path) -> bool:
@@ -187,10 +206,12 @@ def _import_script(nodes: list[dict], rels: list[dict]) -> str:
         "# Run it where neo4j-admin is (the Neo4j server's bin/, or its Docker image), with the",
         "# target database stopped or not yet created. Usage: ./import.sh [DATABASE]  (default neo4j)",
         "# Afterwards: CREATE DATABASE <name> (Enterprise) or restart (Community, database neo4j),",
-        "# then `apd runs --store neo4j://...` lists the run.",
+        "# then `apd runs --store neo4j://...` lists the run; the first writing apd command creates",
+        "# the uid constraints and run indexes. NEO4J_ADMIN names another neo4j-admin command",
+        "# (split on spaces), e.g. NEO4J_ADMIN=\"/opt/neo4j/bin/neo4j-admin\" ./import.sh.",
         "set -e",
         'cd "$(dirname "$0")"',
-        'neo4j-admin database import full "${1:-neo4j}" \\',
+        '${NEO4J_ADMIN:-neo4j-admin} database import full "${1:-neo4j}" \\',
         *args,
         "    --overwrite-destination=false",
         "",

@@ -25,6 +25,8 @@ from toolkit.store import neo4j_config, pending, queries
 from toolkit.store.base import Store, StoreError, plain_strings
 from toolkit.store.schema import ALL_NODES, NODES, RELS
 
+# Rows per write transaction: the fastest of 5k-50k in bench/bench_neo4j.py (README), and the
+# server's heap grows with it (a 1M-instance write peaks under 800 MB of a 1 GB heap).
 BATCH = 10_000
 # The driver logs connection failures itself; ours is the one line the user sees.
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
@@ -228,22 +230,33 @@ def _run_of(steps: list[tuple[str, str, Any]], table: str) -> dict:
 
 
 def _batches(steps: list[tuple[str, str, Any]]):
-    """Bulk frames as ('rows', UNWIND statement, rows) steps of at most BATCH rows each."""
-    for kind, what, arg in steps:
+    """Bulk frames as ('stmt', UNWIND statement, {"c": columns}) steps of at most BATCH rows.
+
+    Columns are made one batch at a time, from a slice of the frame: a million-instance
+    chunk's values would otherwise all sit in Python lists before the first batch is sent.
+    """
+    for kind, what, frame in steps:
+        ends = {"nodes": [], "rels": ["src", "dst"], "update": ["uid"]}[kind]
+        props = queries.ColumnMap(c for c in frame.columns if c not in ends)
         if kind == "nodes":
-            text = queries.body("neo4j/create_nodes", table=what)
-            rows = arg.to_dict("records")
+            text = queries.body("neo4j/create_nodes", table=what, props=props)
         elif kind == "rels":
             rel = RELS[what]
-            text = queries.body("neo4j/create_rels", table=what, src=rel.src, dst=rel.dst)
-            props = arg.drop(columns=["src", "dst"]).to_dict("records")
-            rows = [{"src": s, "dst": d, "props": p} for s, d, p in zip(arg["src"], arg["dst"], props)]
+            text = queries.body("neo4j/create_rels", table=what, src=rel.src, dst=rel.dst, props=props)
         else:  # update
-            text = queries.body("neo4j/update_nodes", table=what)
-            props = arg.drop(columns=["uid"]).to_dict("records")
-            rows = [{"uid": u, "props": p} for u, p in zip(arg["uid"], props)]
-        for start in range(0, len(rows), BATCH):
-            yield ("stmt", text, {"rows": rows[start : start + BATCH]})
+            text = queries.body("neo4j/update_nodes", table=what, props=props)
+        for start in range(0, len(frame), BATCH):
+            yield ("stmt", text, {"c": _columns(frame.iloc[start : start + BATCH])})
+
+
+def _columns(part: pd.DataFrame) -> dict[str, list]:
+    """One batch's `$c`: a list of plain Python values per column, None for a null (Neo4j
+    then sets no property, as LadybugDB stores NULL)."""
+    out = {}
+    for c in part.columns:
+        col = part[c]
+        out[c] = col.astype(object).where(col.notna(), None).tolist() if col.hasnans else col.tolist()
+    return out
 
 
 class MissingEnds(Exception):
@@ -259,7 +272,7 @@ def _apply(tx, steps: list[tuple[str, str, Any]]) -> None:
     for _, text, params in steps:
         result = tx.run(text, params)
         if "written" in result.keys():
-            written, sent = result.single()["written"], len(params["rows"])
+            written, sent = result.single()["written"], len(next(iter(params["c"].values())))
             if written != sent:
                 raise MissingEnds(f"{sent - written} of {sent} rows name a node that does not exist")
         else:

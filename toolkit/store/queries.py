@@ -14,6 +14,13 @@ from importlib import resources
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
+class ColumnMap(tuple):
+    """Property names that fill a placeholder as a map literal reading row `i` of the
+    columnar parameter `$c`: {`a`: $c.`a`[i], ...}. Neo4j's bulk writes send one list per
+    column rather than one map per row: lists of plain values pack, travel and unpack
+    several times faster, and the statement needs no Eager step to copy a row map."""
+
+
 class UnknownQuery(KeyError):
     """A named query that has no file."""
 
@@ -48,20 +55,22 @@ def files(folder: str = "") -> list[str]:
     return sorted(prefix + p.name[: -len(".cypher")] for p in base.iterdir() if p.name.endswith(".cypher"))
 
 
-def body(name: str, **identifiers: str) -> str:
+def body(name: str, **identifiers: str | ColumnMap) -> str:
     """The statement(s) of `name` without header comments, placeholders filled.
 
     Filled identifiers are back-quoted: the schema uses names (`IN`, `index`) that are
-    keywords in LadybugDB.
+    keywords in LadybugDB. A ColumnMap fills its placeholder with a map literal.
     """
     text = code(name)
     needed = set(_PLACEHOLDER.findall(text))
     if needed != set(identifiers):
         raise ValueError(f"{name}: placeholders {sorted(needed)} but got {sorted(identifiers)}")
     for key, value in identifiers.items():
-        if not re.fullmatch(r"[A-Za-z_]\w*(, [A-Za-z_]\w*)*", value):
+        names = value if isinstance(value, ColumnMap) else [value]
+        if not all(re.fullmatch(r"[A-Za-z_]\w*(, [A-Za-z_]\w*)*", v) for v in names):
             raise ValueError(f"{name}: {key}={value!r} is not an identifier")
-    quoted = {k: ", ".join(f"`{v}`" for v in vals.split(", ")) for k, vals in identifiers.items()}
+    quoted = {k: "{" + ", ".join(f"`{v}`: $c.`{v}`[i]" for v in vals) + "}" if isinstance(vals, ColumnMap)
+              else ", ".join(f"`{v}`" for v in vals.split(", ")) for k, vals in identifiers.items()}
     return _PLACEHOLDER.sub(lambda m: quoted[m.group(1)], text)
 
 

@@ -32,8 +32,8 @@ def ensure_installed() -> None:
         )
 
 
-# Keys of the `$rows` maps the Neo4j bulk files read (r.src, r.props): not stored properties.
-ROW_KEYS = {"src", "dst", "props"}
+# Keys of the `$c` column maps the Neo4j bulk files read ($c.src): not stored properties.
+ROW_KEYS = {"src", "dst"}
 
 
 def schema() -> dict:
@@ -47,6 +47,11 @@ def renderings(name: str) -> list[tuple[str, str]]:
     holes = set(re.findall(r"\{(\w+)\}", raw))
     if not holes:
         return [(name, raw)]
+    if holes == {"table", "props"}:  # a bulk node write or update: every column of the table
+        return [(f"{name}[{t}]", queries.body(name, table=t, props=queries.ColumnMap(v.props))) for t, v in ALL_NODES.items()]
+    if holes == {"table", "src", "dst", "props"}:
+        return [(f"{name}[{r}]", queries.body(name, table=r, src=v.src, dst=v.dst, props=queries.ColumnMap(v.props)))
+                for r, v in RELS.items()]
     if holes == {"table"}:
         return [(f"{name}[{t}]", queries.body(name, table=t)) for t in ALL_NODES]
     if holes == {"table", "src", "dst"}:
