@@ -19,7 +19,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import best  # noqa: E402
-from tests.apd_synthetic import hierarchical, write_run  # noqa: E402
+from tests.apd_graph import write_run  # noqa: E402
+from tests.apd_synthetic import hierarchical  # noqa: E402
 from toolkit.apd.clusters import split_run  # noqa: E402
 from tests.oracles import as_listed, flows_groupby  # noqa: E402
 from toolkit.apd.flows import query_flows  # noqa: E402

@@ -1,10 +1,12 @@
-"""Builds a small, hand-made APD graph as frames, for tests of the store and named queries."""
+"""Builds a small, hand-made APD graph as frames, and writes it as a run, for the tests and
+benches of the store, the named queries and the analytics."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from loaders.record import hex_rows, pattern_keys
+from toolkit.store.schema import NODES
 
 BITS = 16  # each pattern id is stored as 16 bits, as a layer of 16 neurons would
 
@@ -57,9 +59,31 @@ def apd_frames(run: str, patterns: np.ndarray, label: np.ndarray, pred: np.ndarr
     return nodes, rels
 
 
-def random_apd(run: str, n: int = 200, L: int = 3, seed: int = 0, width: int = 6) -> tuple[dict, dict]:
+def random_run(n: int = 200, L: int = 3, seed: int = 0, width: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(patterns [n, L] with `width` ids per layer, label, pred) for 3 classes, 80 % right."""
     rng = np.random.default_rng(seed)
     patterns = rng.integers(0, width, size=(n, L))
     label = rng.integers(0, 3, size=n)
     pred = np.where(rng.random(n) < 0.8, label, rng.integers(0, 3, size=n))
-    return apd_frames(run, patterns, label, pred)
+    return patterns, label, pred
+
+
+def random_apd(run: str, n: int = 200, L: int = 3, seed: int = 0, width: int = 6) -> tuple[dict, dict]:
+    """The frames of a `random_run`."""
+    return apd_frames(run, *random_run(n, L, seed, width))
+
+
+def write_run(store, run: str, patterns, label, pred, forgetting=None, epoch: int = -1) -> tuple[dict, dict]:
+    """Write one run from an [n, L] pattern-id array, replacing whatever the run held (every
+    node label, as a re-ingest does); returns its frames."""
+    nodes, rels = apd_frames(run, np.asarray(patterns), np.asarray(label), np.asarray(pred))
+    if forgetting is not None:
+        nodes["Instance"]["forgetting"] = np.asarray(forgetting)
+    nodes["Run"]["epoch"] = epoch
+    store.write(run, nodes, rels, replace=list(NODES))
+    return nodes, rels
+
+
+def write_random_run(store, run: str, n: int = 200, L: int = 3, seed: int = 0, width: int = 6) -> tuple[dict, dict]:
+    """Write a `random_run` (its frames are `random_apd`'s); returns its frames."""
+    return write_run(store, run, *random_run(n, L, seed, width))

@@ -1,19 +1,8 @@
-"""Synthetic runs for the analytics tests and bench, written through the shared `apd_frames`."""
+"""Synthetic runs for the analytics tests and bench: pattern ids shaped like a trained
+net's, for tests/apd_graph.py's `write_run`."""
 from __future__ import annotations
 
 import numpy as np
-
-from tests.apd_graph import apd_frames
-
-
-def write_run(store, run: str, patterns, label, pred, forgetting=None, epoch: int = -1) -> dict:
-    """Write one run (replacing it) from an [n, L] pattern-id array; returns its node frames."""
-    nodes, rels = apd_frames(run, np.asarray(patterns), np.asarray(label), np.asarray(pred))
-    if forgetting is not None:
-        nodes["Instance"]["forgetting"] = np.asarray(forgetting)
-    nodes["Run"]["epoch"] = epoch
-    store.write(run, nodes, rels, replace=["Run", "Instance", "Pattern", "Label", "Cluster", "Flow"])
-    return nodes
 
 
 def hierarchical(n: int, layers: int, classes: int = 10, seed: int = 0, error_rate: float = 0.05):

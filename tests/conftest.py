@@ -1,27 +1,37 @@
-"""Shared fixtures: a fresh store per test on each backend and a CLI runner that runs the real `apd`.
+"""Shared fixtures: a fresh store per test on each backend, a CLI runner that runs the real
+`apd`, and the stores that are slow to build (a trained net's), built once per session.
 
-Every test that takes `store_path`, `store` or `apd` runs twice: on a fresh LadybugDB file
-and on an emptied database of the session's Neo4j 5 server (tools/neo4j/serve, started on
-first use; or the server at APD_NEO4J_URI). Tests about the embedded file itself (its lock,
-its side files, its kill points) are marked `embedded_only`. Without Java and Maven the
-Neo4j leg is skipped, unless APD_REQUIRE_NEO4J=1 (CI), where it fails.
+Every test that takes `store_path`, `store`, `apd` or `shared_store` runs twice: on a
+LadybugDB file and on an emptied database of the session's Neo4j 5 server (tools/neo4j/serve,
+started on first use; or the server at APD_NEO4J_URI). Tests about the embedded file itself
+(its lock, its side files, its kill points), and tests whose store is a LadybugDB file on
+either leg (the demo's: a Neo4j leg would run the same), are marked `embedded_only`.
+Without Java and Maven the Neo4j leg is skipped, unless APD_REQUIRE_NEO4J=1 (CI), where it
+fails.
+
+The session-built stores (`demo_master`, `split_demo`, `digits_run`, and `shared_store`'s on
+LadybugDB) are read by many tests: a test that writes takes a copy (`demo_store`,
+tests/stores.py's `copy_store`).
 """
 from __future__ import annotations
 
-import json
 import os
+from typing import Callable, TypeVar
 
 import pytest
-from click.testing import CliRunner
 
-from toolkit.cli import main
+from tests.cli import Apd
+from tests.neo4j_server import empty_neo4j, missing_tools, neo4j_server as serve
+from tests.stores import Built, copy_store, train_and_ingest
 from toolkit.store import open_store
+
+T = TypeVar("T")
 
 BACKENDS = ("lbug", "neo4j")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "embedded_only: a test of the LadybugDB file itself; no Neo4j leg")
+    config.addinivalue_line("markers", "embedded_only: runs on a LadybugDB file only; no Neo4j leg")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,8 +48,6 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def neo4j_server(tmp_path_factory):
     """The session's Neo4j server: {'bolt', 'http', 'password'}; APD_NEO4J_PASSWORD is set for it."""
-    from tests.neo4j_server import missing_tools, neo4j_server as serve
-
     if os.environ.get("APD_NEO4J_URI"):
         yield {"bolt": os.environ["APD_NEO4J_URI"], "http": None, "password": os.environ.get("APD_NEO4J_PASSWORD", "")}
         return
@@ -55,16 +63,6 @@ def neo4j_server(tmp_path_factory):
             yield server
         finally:
             os.environ.pop("APD_NEO4J_PASSWORD") if saved is None else os.environ.__setitem__("APD_NEO4J_PASSWORD", saved)
-
-
-def empty_neo4j(uri: str) -> None:
-    """Delete every node, in bounded transactions (the schema stays)."""
-    import neo4j
-
-    with neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("APD_NEO4J_USER", "neo4j"),
-                                               os.environ["APD_NEO4J_PASSWORD"])) as d, \
-            d.session(database=os.environ.get("APD_NEO4J_DATABASE") or None) as s:
-        s.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -88,43 +86,70 @@ def store(store_path):
         yield s
 
 
-class Apd:
-    """Invoke `apd ...` in-process; `.json(...)` parses `--json` output."""
-
-    def __init__(self, store_path: str):
-        self.store_path = store_path
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, ok: bool = True):
-        result = self.runner.invoke(main, [*args, "--store", self.store_path], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output + result.stderr
-        return result
-
-    def json(self, *args: str):
-        return json.loads(self(*args, "--json").stdout)
-
-
 @pytest.fixture
 def apd(store_path):
     return Apd(store_path)
 
 
 @pytest.fixture(scope="session")
-def demo_store_master(tmp_path_factory):
+def _lbug_stores() -> dict:
+    """The LadybugDB stores `shared_store` built this session, by builder."""
+    return {}
+
+
+@pytest.fixture
+def shared_store(backend, request, tmp_path_factory, _lbug_stores) -> Callable[[Callable[[str], T]], tuple[str, T]]:
+    """`shared_store(build)` -> (store, what `build(store)` returned), for tests that only read
+    the store `build` fills. On LadybugDB `build` runs once per session, into a store of its
+    own that every such test then reads; on Neo4j it runs for each test, into the database
+    `store_path` emptied for it (the session's server has one database, and the other Neo4j
+    tests empty it)."""
+    def get(build: Callable[[str], T]) -> tuple[str, T]:
+        if backend == "neo4j":
+            path = request.getfixturevalue("store_path")
+            return path, build(path)
+        if build not in _lbug_stores:
+            path = str(tmp_path_factory.mktemp(build.__name__.strip("_")) / "s.lbug")
+            _lbug_stores[build] = path, build(path)
+        return _lbug_stores[build]
+    return get
+
+
+@pytest.fixture(scope="session")
+def demo_master(tmp_path_factory) -> Built:
     """`apd demo` (digits, 64-32-32-32-10, 30 epochs) built once per session; copy it, never write to it."""
     from loaders.demo import demo
 
     where = tmp_path_factory.mktemp("demo")
     demo(str(where / "apd.lbug"), str(where / "apd-demo.pt"), progress=False)
-    return where / "apd.lbug"
+    return Built(str(where / "apd.lbug"), str(where / "apd-demo.pt"))
 
 
 @pytest.fixture
-def demo_store(demo_store_master, tmp_path):
+def demo_store(demo_master, tmp_path) -> str:
     """A private copy of the demo store (the model stays where the Run nodes point)."""
-    import shutil
+    return copy_store(demo_master.store, tmp_path)
 
-    for f in demo_store_master.parent.glob(demo_store_master.name + "*"):
-        (shutil.copytree if f.is_dir() else shutil.copy2)(f, tmp_path / f.name)
-    return str(tmp_path / demo_store_master.name)
+
+@pytest.fixture(scope="session")
+def split_demo(demo_master, tmp_path_factory) -> Built:
+    """The demo store after `apd split --run digits-test` (so that hardness has clusters),
+    built once per session; copy it, never write to it."""
+    store = copy_store(demo_master.store, tmp_path_factory.mktemp("split-demo"))
+    Apd(store).json("split", "--run", "digits-test")
+    return Built(store, demo_master.model)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Callable[..., Built]:
+    """`digits_run(hidden=(16, 16), epochs=3, activation="relu")`: an MLP trained briefly on
+    digits and a LadybugDB store holding its test split as run `d`, built once per session for
+    each net: copy the store before writing to it, and the model before changing it."""
+    built: dict[tuple, Built] = {}
+
+    def get(hidden: tuple[int, ...] = (16, 16), epochs: int = 3, activation: str = "relu") -> Built:
+        key = hidden, epochs, activation
+        if key not in built:
+            built[key] = train_and_ingest(tmp_path_factory.mktemp("digits-run"), *key)
+        return built[key]
+    return get

@@ -1,4 +1,6 @@
-"""User-style model factories for `--factory factories:NAME` (tests put this folder on sys.path).
+"""User-style model factories for `--factory factories:NAME`: pytest puts this folder on
+sys.path (the tests are no package), where the CLI imports it as a user's module. The tests
+themselves import it as `tests.factories`.
 
 Each model also computes its pre-activations by hand, so tests can check recorded
 patterns against a plain forward pass that uses no hooks.
@@ -149,17 +151,6 @@ def synthetic(n: int = 600, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def sequential_states(model: nn.Sequential, x: torch.Tensor) -> list[np.ndarray]:
-    """0/1 states per ReLU layer of an apd MLP (fc1, act1, ..., out), by a plain forward pass."""
-    states, h = [], x
-    with torch.no_grad():
-        for module in model:
-            if isinstance(module, nn.ReLU):
-                states.append((h > 0).int().numpy())
-            h = module(h)
-    return states
-
-
 def mlp(arch: list[int], act=nn.ReLU, seed: int = 0) -> nn.Sequential:
     """A seeded Linear/activation chain of widths `arch` (no activation after the last Linear)."""
     torch.manual_seed(seed)
@@ -170,17 +161,3 @@ def mlp(arch: list[int], act=nn.ReLU, seed: int = 0) -> nn.Sequential:
             mods.append(act())
     return nn.Sequential(*mods)
 
-
-def module_inputs(model: nn.Module, x: torch.Tensor, kinds: tuple[type, ...]) -> list[tuple[nn.Module, torch.Tensor]]:
-    """(module, input) of every module of these kinds, in call order, seen by forward pre-hooks
-    that are always removed: the independent oracle the recorded and partitioned patterns meet."""
-    seen: list[tuple[nn.Module, torch.Tensor]] = []
-    handles = [m.register_forward_pre_hook(lambda m, args: seen.append((m, args[0])))
-               for m in model.modules() if isinstance(m, kinds)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen

@@ -1,4 +1,5 @@
-"""The Neo4j 5 test server (tools/neo4j/serve) as a context manager, for the test session.
+"""The Neo4j 5 test server (tools/neo4j/serve) as a context manager, for the test session,
+and `empty_neo4j`, which gives a test the server's one database empty.
 
 `serve` builds itself with Maven on first use, starts Neo4j 5.26 community on free
 127.0.0.1 ports with auth on and prints one `ready bolt://... http://...` line. The server
@@ -72,3 +73,13 @@ def _ready_line(proc: subprocess.Popen, timeout: float, log: str) -> str:
         tail = Path(log).read_text()[-2000:]
         raise RuntimeError(f"the Neo4j test server did not start: {line!r}\n{tail}")
     return line
+
+
+def empty_neo4j(uri: str) -> None:
+    """Delete every node of the server at `uri`, in bounded transactions (the schema stays)."""
+    import neo4j
+
+    with neo4j.GraphDatabase.driver(uri, auth=(os.environ.get("APD_NEO4J_USER", "neo4j"),
+                                               os.environ["APD_NEO4J_PASSWORD"])) as d, \
+            d.session(database=os.environ.get("APD_NEO4J_DATABASE") or None) as s:
+        s.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()

@@ -14,11 +14,25 @@ import pytest
 import torch
 from torch import nn
 
-from tests.factories import module_inputs
 from toolkit.regions.partition import partition
 from toolkit.regions.plane import Plane
 
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Hardtanh)
+
+
+def module_inputs(model: nn.Module, x: torch.Tensor, kinds: tuple[type, ...]) -> list[tuple[nn.Module, torch.Tensor]]:
+    """(module, input) of every module of these kinds, in call order, seen by forward pre-hooks
+    that are always removed: the independent oracle the recorded and partitioned patterns meet."""
+    seen: list[tuple[nn.Module, torch.Tensor]] = []
+    handles = [m.register_forward_pre_hook(lambda m, args: seen.append((m, args[0])))
+               for m in model.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
 
 
 def forward(model: nn.Module, x, dtype: torch.dtype = torch.float64) -> tuple[list[np.ndarray], np.ndarray]:
@@ -49,6 +63,12 @@ def forward(model: nn.Module, x, dtype: torch.dtype = torch.float64) -> tuple[li
 def layer_states(model: torch.nn.Module, x: np.ndarray) -> list[np.ndarray]:
     """States of every activation's input, layer by layer, from a float64 forward pass."""
     return forward(model, x)[0]
+
+
+def hidden_states(model: torch.nn.Module, x: np.ndarray, dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """Every hidden neuron's state [n, neurons], the layers side by side, from a forward pass
+    in `dtype` (float32 where the recorded patterns are compared: ingest runs in float32)."""
+    return np.concatenate(forward(model, x, dtype)[0], 1)
 
 
 def preactivations(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,9 @@ import torch
 
 from loaders.datasets import load_dataset
 from loaders.models import load_model
-from tests.apd_graph import pattern_key
-from tests.apd_synthetic import hierarchical, write_run
+from tests.apd_graph import pattern_key, write_run
+from tests.apd_synthetic import hierarchical
+from tests.cli import one_line_error
 from tests.oracles import forward
 from toolkit.apd.splitting import split
 from toolkit.store import open_store
@@ -103,12 +104,6 @@ def test_evolution_of_the_demo_runs_equals_their_forward_passes(apd, demo_store)
         want.append(evolution_row(run, epoch, rows, data.y, logits.argmax(1)))
     assert table == want
     assert want[0]["layer_1"] != want[1]["layer_1"]  # the splits really differ
-
-
-def one_line_error(result, text: str) -> None:
-    assert result.exit_code == 1
-    assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.output
 
 
 def test_errors(apd, store_path, run):

@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
+from tests.apd_graph import write_random_run
+from tests.cli import APD, Apd, invoke, one_line_error, run_apd
 from tests.lock_holder import lock_held
-from toolkit.cli import main
+from tests.neo4j_server import empty_neo4j
+from tests.stores import copy_store
 from toolkit.store import StoreError, open_store
 
 INJECT = "x' OR 1=1 //"  # a run name as a Cypher injection attempt: must be taken literally
@@ -493,14 +495,12 @@ def _read_only_dir(base: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(split_demo, tmp_path_factory):
+    """The module's store (a copy of the split demo, with MBH results) and the files the rows
+    name; the tests check it keeps its state, so it is built once for all of them."""
     base = tmp_path_factory.mktemp("bad")
-    store, model = str(base / "apd.lbug"), str(base / "demo.pt")
-    runner = CliRunner()
-    for args in (["demo", "--epochs", "3", "--model", model], ["split", "--run", "digits-test"],
-                 ["mbh", "--run", "digits-test", "--planes", "1", "--coverage", "0.8"]):
-        result = runner.invoke(main, [*args, "--store", store, "--json"])
-        assert result.exit_code == 0, result.output
+    store, model = copy_store(split_demo.store, base), split_demo.model
+    Apd(store).json("mbh", "--run", "digits-test", "--planes", "1", "--coverage", "0.8")
     rng = np.random.default_rng(0)
     x, y = rng.random((20, 64), dtype=np.float32), np.arange(20) % 10
     bad = {"nan": x.copy(), "inf": x.copy()}
@@ -536,19 +536,7 @@ def _invoke(world: dict, tmp_path: Path, args: list[str]):
             arg = arg.replace("{" + key + "}", value)
         return arg
 
-    return CliRunner().invoke(main, [filled(a) for a in args])
-
-
-def _one_line_error(result, fragment: str) -> None:
-    err = result.stderr
-    assert "Traceback" not in err and "Traceback" not in result.stdout
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    if result.exit_code == 2:  # Click's usage error: usage lines, then one `Error:` line
-        lines = [ln for ln in err.splitlines() if ln.strip()]
-        assert lines[-1].startswith("Error: ") and fragment in lines[-1], err
-    else:
-        assert result.exit_code == 1, (result.exit_code, err)
-        assert err.startswith("Error: ") and err.count("\n") == 1 and fragment in err, err
+    return invoke(*[filled(a) for a in args])
 
 
 @pytest.mark.parametrize("args, fragment", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
@@ -557,7 +545,7 @@ def test_bad_input(world, tmp_path, args, fragment):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = _invoke(world, tmp_path, args)
-    _one_line_error(result, fragment)
+    one_line_error(result, fragment, usage=True)
     assert not _shown(caught), [str(w.message) for w in _shown(caught)]  # a user would see them on stderr
     assert _state(world["store"]) == before
     assert _listing(world["store"]) == files  # the store's folder: no side file, copy or new file
@@ -584,18 +572,14 @@ NEO4J_ROWS: list[tuple[str, list[str], dict, str]] = [  # (id, args, environment
 @pytest.mark.parametrize("args, env, fragment", [r[1:] for r in NEO4J_ROWS], ids=[r[0] for r in NEO4J_ROWS])
 def test_bad_input_on_neo4j(neo4j_server, tmp_path, monkeypatch, args, env, fragment):
     """The server's own refusals, one line each, and the graph unchanged."""
-    from tests.apd_graph import random_apd
-    from tests.conftest import empty_neo4j
-    from toolkit.store.schema import NODES
-
     empty_neo4j(neo4j_server["bolt"])
     with open_store(neo4j_server["bolt"]) as s:
-        s.write("r", *random_apd("r", n=40, seed=4), replace=list(NODES))
+        write_random_run(s, "r", n=40, seed=4)
         before = s.counts().sort_values(["label", "run"], ignore_index=True).to_dict("records")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    result = CliRunner().invoke(main, [a.replace("{bolt}", neo4j_server["bolt"]) for a in args])
-    _one_line_error(result, fragment)
+    result = invoke(*[a.replace("{bolt}", neo4j_server["bolt"]) for a in args])
+    one_line_error(result, fragment)
     monkeypatch.undo()
     monkeypatch.setenv("APD_NEO4J_PASSWORD", neo4j_server["password"])
     with open_store(neo4j_server["bolt"], read_only=True) as s:
@@ -610,7 +594,7 @@ def test_bad_input_on_a_locked_store(world, tmp_path):
     try:
         with lock_held(world["store"]):
             for _, args, fragment in LOCKED:
-                _one_line_error(_invoke(world, tmp_path, args), fragment)
+                one_line_error(_invoke(world, tmp_path, args), fragment)
         assert working.read_bytes() == b"in progress"
     finally:
         working.unlink(missing_ok=True)
@@ -622,9 +606,6 @@ def test_bad_input_on_a_locked_store(world, tmp_path):
 # Fixture files of the rows above, the folder and warning checks of the matrix, and the faults
 # that need more than one CLI call: a full disk, a port that is not Bolt, Ctrl-C at start-up,
 # --wait on a reader that gets the store, and the rows that name a store on the Neo4j leg.
-
-APD = str(Path(sys.executable).with_name("apd"))  # the installed entry point, as users run it
-
 
 def _fault_files(base: Path, model: str) -> dict[str, str]:
     """Checkpoints with a missing or wrong key, npz files with bad labels or values, an empty file."""
@@ -666,15 +647,6 @@ def _listing(store: str) -> list[str]:
 def _shown(caught: list) -> list:
     """Warnings Python shows a user by default (not the deprecation kinds it hides)."""
     return [w for w in caught if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))]
-
-
-def _apd(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([APD, *args], capture_output=True, text=True, timeout=300, **kw)
-
-
-def _one_line(proc: subprocess.CompletedProcess, fragment: str) -> None:
-    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
-    assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1 and fragment in proc.stderr, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -735,18 +707,18 @@ def test_a_write_that_does_not_fit_is_refused_before_it_starts(world, big_model,
     if preexec is None:
         _fill(folder, 12 << 20)  # room for small writes, not for the big run
     files, before = _listing(str(store)), _state(str(store))
-    proc = _apd("ingest", big_model["model"], "--dataset", big_model["data"], "--split", "all", "--run", "big",
-                "--store", str(store), "--json", preexec_fn=preexec)
-    _one_line(proc, f"not enough disk space for store {store}: this write needs about")
+    proc = run_apd("ingest", big_model["model"], "--dataset", big_model["data"], "--split", "all", "--run", "big",
+                   "--store", str(store), "--json", preexec_fn=preexec)
+    one_line_error(proc, f"not enough disk space for store {store}: this write needs about")
     assert limit in proc.stderr
     assert _listing(str(store)) == files and _state(str(store)) == before
     if preexec is None:  # a new store on the same full disk: refused, and nothing created
-        proc = _apd("ingest", big_model["model"], "--dataset", big_model["data"], "--split", "all", "--run", "big",
-                    "--store", str(folder / "new.lbug"), "--json")
-        _one_line(proc, "not enough disk space")
+        proc = run_apd("ingest", big_model["model"], "--dataset", big_model["data"], "--split", "all", "--run", "big",
+                       "--store", str(folder / "new.lbug"), "--json")
+        one_line_error(proc, "not enough disk space")
         assert _listing(str(store)) == files
-    small = _apd("ingest", world["model"], "--split", "test", "--run", "small", "--store", str(store), "--json",
-                 preexec_fn=preexec)  # a write that fits still goes through
+    small = run_apd("ingest", world["model"], "--split", "test", "--run", "small", "--store", str(store), "--json",
+                    preexec_fn=preexec)  # a write that fits still goes through
     assert small.returncode == 0, small.stderr
     with open_store(str(store), read_only=True) as s:
         assert "small" in set(s.runs()["run"])
@@ -770,13 +742,13 @@ def test_a_cut_off_log_on_a_full_disk(world, small_disk):
     os.truncate(wal, cut)  # the second drop's commit never reached the disk
     _fill(folder, 0)
     files = _listing(str(store))
-    _one_line(_apd("store", "check", "--store", str(store)), "not enough disk space")
-    reader = _apd("runs", "--store", str(store))
+    one_line_error(run_apd("store", "check", "--store", str(store)), "not enough disk space")
+    reader = run_apd("runs", "--store", str(store))
     assert reader.returncode == 0 and "digits-test" in reader.stdout, reader.stderr
     assert reader.stderr.count("\n") <= 1 and "Traceback" not in reader.stderr, reader.stderr
     assert _listing(str(store)) == files  # no `.wal.broken-*`, empty or partial
     (folder / "ballast").unlink()
-    assert _apd("store", "check", "--store", str(store)).returncode == 0
+    assert run_apd("store", "check", "--store", str(store)).returncode == 0
     kept = list(folder.glob("s.lbug.wal.broken-*"))
     assert len(kept) == 1 and kept[0].stat().st_size == cut
     with open_store(str(store), read_only=True) as s:
@@ -845,15 +817,15 @@ def _hold(listener: socket.socket, held: list) -> None:
 def test_a_port_that_is_not_bolt_fails_fast(not_bolt, args):
     """Before: about 62 s of waiting for the handshake, then one line. Now APD_NEO4J_TIMEOUT (5 s)."""
     start = time.monotonic()
-    result = CliRunner().invoke(main, [*args, "--store", f"bolt://127.0.0.1:{not_bolt}"])
+    result = invoke(*args, "--store", f"bolt://127.0.0.1:{not_bolt}")
     assert time.monotonic() - start < 15
-    _one_line_error(result, "sent no Bolt handshake within 5 s")
+    one_line_error(result, "sent no Bolt handshake within 5 s")
 
 
 def test_neo4j_timeout_is_checked(monkeypatch):
     monkeypatch.setenv("APD_NEO4J_TIMEOUT", "soon")
-    _one_line_error(CliRunner().invoke(main, ["runs", "--store", "bolt://127.0.0.1:1"]),
-                    "APD_NEO4J_TIMEOUT must be a positive number of seconds (got 'soon')")
+    one_line_error(invoke("runs", "--store", "bolt://127.0.0.1:1"),
+                   "APD_NEO4J_TIMEOUT must be a positive number of seconds (got 'soon')")
 
 
 def test_ctrl_c_during_start_up_is_one_line(world):
@@ -922,7 +894,7 @@ def test_readers_while_a_writer_commits(world, committing, tmp_path):
     store, _ = committing
     files = _listing(store)
     for _, args, fragment in READERS:
-        _one_line_error(_invoke({**world, "store": store}, tmp_path, args), fragment)
+        one_line_error(_invoke({**world, "store": store}, tmp_path, args), fragment)
     assert _listing(store) == files
     assert not list(tmp_path.iterdir())
 
@@ -953,12 +925,12 @@ def test_issue17_rows_on_neo4j(neo4j_server, world, tmp_path, args, fragment):
     uri = neo4j_server["bolt"]
     before = _neo4j_state(uri)
     result = _invoke({**world, "store": uri}, tmp_path, args)
-    _one_line_error(result, fragment)
+    one_line_error(result, fragment, usage=True)
     assert _neo4j_state(uri) == before
     assert not list(tmp_path.iterdir())
 
 
 def test_a_reader_takes_wait_on_neo4j(neo4j_server):
     """Neo4j never locks readers out: --wait is accepted and changes nothing."""
-    result = CliRunner().invoke(main, ["runs", "--store", neo4j_server["bolt"], "--wait", "1", "--json"])
+    result = invoke("runs", "--store", neo4j_server["bolt"], "--wait", "1", "--json")
     assert result.exit_code == 0, result.stderr

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.apd_synthetic import hierarchical, write_run
+from tests.apd_graph import write_run
+from tests.apd_synthetic import hierarchical
 from toolkit.apd.clusters import split_run
 from toolkit.apd.flows import run_flows
 from toolkit.apd.runs import read_patterns

@@ -8,18 +8,15 @@ import shlex
 import pytest
 from click.testing import CliRunner
 
-from tests.apd_graph import random_apd
+from tests.apd_graph import write_random_run
 from toolkit.cli import main
 from toolkit.store import open_store
-from toolkit.store.schema import NODES
 
 
 @pytest.fixture
 def run(store_path):
-    nodes, rels = random_apd("digits-test", n=150, seed=3)
     with open_store(store_path) as s:
-        s.write("digits-test", nodes, rels, replace=list(NODES))
-    return nodes
+        return write_random_run(s, "digits-test", n=150, seed=3)[0]
 
 
 def test_query_help_example_runs(apd, run):

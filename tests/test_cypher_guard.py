@@ -14,12 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.apd_graph import random_apd
-from tests.conftest import Apd
+from tests.apd_graph import random_apd, write_random_run
+from tests.cli import Apd
 from tests.named_queries import PARAMS, params
+from tests.neo4j_server import empty_neo4j
 from toolkit.store import open_store, queries, statement
 from toolkit.store.ladybug import plan_refusal
-from toolkit.store.schema import ALL_NODES, NODES, RELS
+from toolkit.store.schema import ALL_NODES, RELS
 
 CANARY = "apd-canary-7f3a9c"
 
@@ -80,11 +81,16 @@ def _watched(folder: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(folder.rglob("*"))}
 
 
-@pytest.fixture
-def world(store_path, tmp_path):
+def _run_r(store_path: str) -> None:
     with open_store(store_path) as s:
-        nodes, rels = random_apd("r", n=60, seed=2)
-        s.write("r", nodes, rels, replace=list(NODES))
+        write_random_run(s, "r", n=60, seed=2)
+
+
+@pytest.fixture
+def world(shared_store, tmp_path):
+    """A store holding run `r` (shared: the refused statements must leave it as it is) and a
+    watched folder of this test's own."""
+    store_path, _ = shared_store(_run_r)
     folder = tmp_path / "watched"
     folder.mkdir()
     (folder / "canary.csv").write_text(f"root:{CANARY}:19000:0:99999:7:::\n")
@@ -155,8 +161,6 @@ def test_ladybug_plans_judged_without_the_token_gate(tmp_path):
 
 
 def test_neo4j_plans_judged_without_the_token_gate(neo4j_server, tmp_path):
-    from tests.conftest import empty_neo4j
-
     empty_neo4j(neo4j_server["bolt"])
     with open_store(neo4j_server["bolt"], read_only=True) as s:
         assert s._plan_refusal("CREATE (:Label {uid: 'x'})", {}) == "it writes"

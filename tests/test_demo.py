@@ -22,6 +22,7 @@ def _apd_script() -> str:
     return found
 
 
+@pytest.mark.embedded_only  # `apd demo` in a fresh directory makes a LadybugDB file; the Neo4j leg would run the same
 def test_demo_console_script_in_a_fresh_directory(tmp_path, apd):
     env = {k: v for k, v in os.environ.items() if k != "APD_STORE"}
     result = subprocess.run([_apd_script(), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.apd_graph import random_apd
+from tests.apd_graph import write_random_run
+from tests.cli import Apd, one_line_error
 from tests.oracles import as_listed, flows_groupby
 from toolkit.store import open_store
 from toolkit.store.schema import NODES
@@ -16,16 +17,23 @@ from toolkit.store.schema import NODES
 RUN = "exp"
 
 
-@pytest.fixture
-def frames(store_path, apd):
-    nodes, rels = random_apd(RUN, n=300, seed=5)
-    other_nodes, other_rels = random_apd("other", n=50, seed=6)  # must not leak into the export
+def _split_run(store_path: str) -> tuple[dict, dict]:
+    """Writes RUN beside another run, splits it and stores its flows over layers 2-3;
+    returns RUN's frames."""
     with open_store(store_path) as s:
-        s.write(RUN, nodes, rels, replace=list(NODES))
-        s.write("other", other_nodes, other_rels, replace=list(NODES))
+        frames = write_random_run(s, RUN, n=300, seed=5)
+        write_random_run(s, "other", n=50, seed=6)  # must not leak into the export
+    apd = Apd(store_path)
     apd("split", "--run", RUN)
     apd("flows", "--run", RUN, "--layers", "2,3")
-    return nodes, rels
+    return frames
+
+
+@pytest.fixture
+def frames(shared_store, apd):
+    """RUN's frames, with `apd` pointed at the (shared: exports only read it) store."""
+    apd.store_path, frames = shared_store(_split_run)
+    return frames
 
 
 def _admin(folder: Path, name: str) -> pd.DataFrame:
@@ -34,11 +42,11 @@ def _admin(folder: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(folder / f"{name}.csv", header=None, names=header, keep_default_na=False, dtype=str)
 
 
-def test_neo4j_admin_files_equal_the_store(frames, apd, store_path, tmp_path):
+def test_neo4j_admin_files_equal_the_store(frames, apd, tmp_path):
     nodes, rels = frames
     out = tmp_path / "admin"
     info = apd.json("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(out))
-    with open_store(store_path, read_only=True) as s:
+    with open_store(apd.store_path, read_only=True) as s:
         counts = s.counts(RUN).to_dict()
     assert {f["name"]: f["rows"] for f in info["nodes"]} == {k: v for k, v in counts.items() if v}
     script = (out / "import.sh").read_text()
@@ -85,7 +93,7 @@ def test_neo4j_admin_files_equal_the_store(frames, apd, store_path, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_tables_as_csv_and_parquet(frames, apd, store_path, tmp_path):
+def test_tables_as_csv_and_parquet(frames, apd, tmp_path):
     nodes, rels = frames
     apd.json("export", "--run", RUN, "--what", "instances", "--out", str(tmp_path / "i.csv"))
     got = pd.read_csv(tmp_path / "i.csv")
@@ -111,15 +119,14 @@ def test_tables_as_csv_and_parquet(frames, apd, store_path, tmp_path):
 
     apd.json("export", "--run", RUN, "--what", "clusters", "--out", str(tmp_path / "c.csv"))
     clusters = pd.read_csv(tmp_path / "c.csv")
-    with open_store(store_path, read_only=True) as s:
+    with open_store(apd.store_path, read_only=True) as s:
         assert len(clusters) == s.counts(RUN)["Cluster"]
     assert clusters.loc[clusters["level"] == clusters["level"].max(), "size"].tolist() == [300]
 
 
 def test_clusters_need_split(apd, store_path, tmp_path):
-    nodes, rels = random_apd("raw", n=40, seed=1)
     with open_store(store_path) as s:
-        s.write("raw", nodes, rels, replace=list(NODES))
+        write_random_run(s, "raw", n=40, seed=1)
     result = apd("export", "--run", "raw", "--what", "clusters", "--out", str(tmp_path / "c.csv"), ok=False)
     assert result.exit_code == 1
     assert result.stderr == "Error: run 'raw' has no clusters: run `apd split --run raw` first\n"
@@ -130,7 +137,7 @@ def test_admin_refuses_a_folder_it_did_not_write(frames, apd, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     result = apd("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(tmp_path / "mine"), ok=False)
-    assert result.exit_code == 1 and "must be a new or empty folder" in result.stderr
+    one_line_error(result, "must be a new or empty folder")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
@@ -141,5 +148,5 @@ def test_admin_keeps_a_users_file_in_an_earlier_export(frames, apd, tmp_path):
     (out / "notes.txt").write_text("keep me")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     result = apd("export", "--run", RUN, "--format", "neo4j-admin", "--out", str(out), ok=False)
-    assert result.exit_code == 1 and "holding nothing else" in result.stderr
+    one_line_error(result, "holding nothing else")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -10,8 +10,8 @@ import torch
 
 from loaders.datasets import load_dataset
 from loaders.models import load_model
-from tests.apd_graph import pattern_key, pattern_uid
-from tests.apd_synthetic import hierarchical, write_run
+from tests.apd_graph import pattern_key, pattern_uid, write_run
+from tests.apd_synthetic import hierarchical
 from tests.oracles import as_listed, flows_groupby, forward
 from toolkit.apd.flows import parse_layers, query_flows, run_flows
 from toolkit.errors import ApdError

@@ -6,19 +6,14 @@ from scipy.optimize import linprog
 from torch import nn
 
 from toolkit.regions.geometry import boundary_distance, inradius, segment_regions
-from toolkit.regions.network import pl_network
 from toolkit.regions.partition import partition
 from toolkit.regions.plane import plane_from_anchors
 from tests.factories import mlp as seeded_mlp
-from tests.oracles import preactivations
+from tests.oracles import hidden_states, preactivations
 
 
 def mlp(arch, act=nn.ReLU, seed=0):
     return seeded_mlp(arch, act, seed).double()
-
-
-def states(net, x):
-    return pl_network(net).states(torch.as_tensor(np.asarray(x, dtype=np.float64)))
 
 
 NETS = [
@@ -39,13 +34,13 @@ def test_segment_regions_exact(name, make):
     # the pattern is constant on each interval (dense samples) ...
     for i in range(seg.count):
         t = seg.breaks[i] + (seg.breaks[i + 1] - seg.breaks[i]) * np.linspace(0.01, 0.99, 25)
-        s = states(net, xa + t[:, None] * (xb - xa)).numpy()
+        s = hidden_states(net, xa + t[:, None] * (xb - xa))
         assert (s == seg.patterns[i]).all()
     # ... and really changes at every break
     assert not (seg.patterns[1:] == seg.patterns[:-1]).all(1).any()
     # a dense walk sees the same sequence of regions
     t = np.linspace(0, 1, 20001)
-    s = states(net, xa + t[:, None] * (xb - xa)).numpy()
+    s = hidden_states(net, xa + t[:, None] * (xb - xa))
     change = np.concatenate([[True], (s[1:] != s[:-1]).any(1)])
     walk = iter(map(bytes, seg.patterns))
     assert all(any(p == q for q in walk) for p in map(bytes, s[change]))  # in order, none missing
@@ -78,14 +73,14 @@ def test_boundary_distance(name, make):
     nearest = ratio.argmin(1)
     normal = jac[torch.arange(40), nearest]
     normal = normal / normal.norm(dim=1, keepdim=True) * -torch.sign(z[torch.arange(40), nearest])[:, None]
-    base = states(net, x)
-    assert (states(net, x + (dist * 0.999999)[:, None] * normal) == base).all()
-    assert ((states(net, x + (dist * 1.000001)[:, None] * normal) != base).any(1)).all()
+    base = hidden_states(net, x)
+    assert (hidden_states(net, x + (dist * 0.999999)[:, None] * normal) == base).all()
+    assert ((hidden_states(net, x + (dist * 1.000001)[:, None] * normal) != base).any(1)).all()
     # ... and in no random direction before it
     dirs = torch.randn(40, 64, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     dirs = dirs / dirs.norm(dim=2, keepdim=True)
     inner = x[:, None] + 0.999999 * dist[:, None, None] * dirs
-    assert (states(net, inner.reshape(-1, 8)).reshape(40, 64, -1) == base[:, None]).all()
+    assert (hidden_states(net, inner.reshape(-1, 8)).reshape(40, 64, -1) == base[:, None]).all()
 
 
 def test_boundary_distance_hardtanh_uses_both_thresholds():
@@ -120,7 +115,7 @@ def test_inradius_matches_polygon_lp_in_2d():
     patterns = part.pattern.numpy()
     polys = part.polygons()
     for i in range(12):
-        region = np.flatnonzero((patterns == states(net, x[i : i + 1]).numpy()).all(1))
+        region = np.flatnonzero((patterns == hidden_states(net, x[i : i + 1])).all(1))
         assert len(region) == 1
         assert got.radius[i] == pytest.approx(chebyshev_polygon(polys[region[0]]), rel=1e-7)
 
@@ -129,16 +124,16 @@ def test_inradius_ball_is_inside_and_tight():
     net = mlp([6, 20, 20, 3], seed=6)
     x = torch.rand(10, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     res = inradius(net, x, box=(0.0, 1.0), device="cpu")
-    base = states(net, x)
+    base = hidden_states(net, x)
     centre = torch.as_tensor(res.centre)
-    assert (states(net, centre) == base).all()  # the centre lies in the input's region
+    assert (hidden_states(net, centre) == base).all()  # the centre lies in the input's region
     assert ((res.centre - res.radius[:, None] >= -1e-9) & (res.centre + res.radius[:, None] <= 1 + 1e-9)).all()
     # every point of the ball keeps the pattern ...
     dirs = torch.randn(10, 200, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     dirs = dirs / dirs.norm(dim=2, keepdim=True)
     r = torch.as_tensor(res.radius)
     ball = centre[:, None] + 0.999999 * r[:, None, None] * dirs
-    assert (states(net, ball.reshape(-1, 6)).reshape(10, 200, -1) == base[:, None]).all()
+    assert (hidden_states(net, ball.reshape(-1, 6)).reshape(10, 200, -1) == base[:, None]).all()
     # ... and the ball is maximal: a region facet or the box touches it
     to_facet = boundary_distance(net, centre, device="cpu").numpy()
     to_box = np.minimum(res.centre, 1 - res.centre).min(1)

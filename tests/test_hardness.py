@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.apd_synthetic import hierarchical, write_run
+from tests.apd_graph import write_run
+from tests.apd_synthetic import hierarchical
 from toolkit.apd.clusters import split_run
 from toolkit.apd.hardness import hardness, size_at_share
 from toolkit.apd.splitting import split

@@ -10,13 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-import factories
 from loaders import ingest as ingest_mod
 from loaders.datasets import load_dataset
 from loaders.ingest import ingest, summary
 from loaders.models import load_model
 from loaders.record import decode_bits, record
 from loaders.train import train
+from tests import factories
+from tests.cli import one_line_error
+from tests.oracles import forward
 from toolkit.errors import ApdError
 from toolkit.store import open_store
 
@@ -75,7 +77,7 @@ def test_digits_graph_equals_plain_forward_pass(files, store):
     out = ingest(files / "digits.pt", "digits", "train", run="d-train", store=store, device="cpu")
     ds = load_dataset("digits", "train")
     model = load_model(files / "digits.pt")
-    for layer, states in enumerate(factories.sequential_states(model, torch.from_numpy(ds.x)), start=1):
+    for layer, states in enumerate(forward(model, ds.x, torch.float32)[0], start=1):  # as ingest ran it
         assert _same_rows(_graph_states(store, "d-train", layer, states.shape[1], "relu"), states)
     _check_counts(store, "d-train", len(ds), 3)
     run = store.runs().set_index("run").loc["d-train"]
@@ -170,14 +172,12 @@ def test_chunked_write_matches_and_failure_leaves_nothing(files, store, monkeypa
 
 def _refused(apd, *args: str) -> str:
     result = apd(*args, ok=False)
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    one_line_error(result)
     if "://" in apd.store_path:
         assert apd.json("runs") == []
     else:  # the refused ingest would have created the store: it leaves no file behind
         assert not os.path.exists(apd.store_path)
-    return lines[0]
+    return result.stderr.rstrip("\n")
 
 
 def test_user_mistakes_are_one_line_and_write_nothing(files, apd, tmp_path):

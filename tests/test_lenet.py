@@ -1,6 +1,6 @@
 """`apd train --arch lenet5`, `apd ingest` and `apd regions` on a conv net, and on a residual
 MLP built by a factory: recorded patterns equal forward hooks' masks, and the stored runs'
-plane partitions pass the brute-force oracles of test_regions_conv."""
+plane partitions pass the invariants of tests/partition_checks.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +8,11 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-import factories
 from loaders.datasets import load_dataset
 from loaders.models import load_model
-from test_regions_conv import check_against_brute_force, hook_states
+from tests import factories
+from tests.oracles import hidden_states
+from tests.partition_checks import check_partition
 from toolkit.regions import partition, plane_from_anchors
 
 
@@ -39,7 +40,7 @@ def test_lenet5_train_ingest_regions(digits28, apd, tmp_path):
     # distinct patterns per layer = distinct forward-hook masks over the same split
     model = load_model(out)
     data = load_dataset(digits28, "test")
-    masks = hook_states(model, torch.from_numpy(data.x))
+    masks = hidden_states(model, data.x, torch.float32)  # as ingest ran it
     widths = np.cumsum([0, 4704, 1600, 120, 84])
     assert [p["patterns"] for p in ing["patterns"]] == [
         len(np.unique(masks[:, a:b], axis=0)) for a, b in zip(widths[:-1], widths[1:])]
@@ -48,7 +49,7 @@ def test_lenet5_train_ingest_regions(digits28, apd, tmp_path):
     part = partition(model, plane, device="cpu")
     assert regions["regions"] == part.count > 20
     assert regions["area"] == pytest.approx(plane.box_area, rel=1e-9)
-    check_against_brute_force(model, 784, 0, grid=60, plane=plane, part=part)
+    check_partition(model, plane, part, grid=60, euler=False)  # slivers of area ~1e-13: see check_partition
     for args in (["--segment", "0,1"], []):  # region geometry takes MLP chains only: one line, no traceback
         result = apd("geometry", "--run", "lenet", "--device", "cpu", *args, ok=False)
         assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
@@ -64,11 +65,11 @@ def test_residual_mlp_ingest_and_regions(apd, tmp_path):
     assert ing["arch"] == "64-7-7-7-7-10 relu" and len(ing["patterns"]) == 4
     model = factories.residual().eval()
     data = load_dataset("digits", "test")
-    masks = hook_states(model, torch.from_numpy(data.x))
+    masks = hidden_states(model, data.x, torch.float32)
     assert [p["patterns"] for p in ing["patterns"]] == [len(np.unique(masks[:, 7 * i : 7 * i + 7], axis=0))
                                                          for i in range(4)]
     regions = apd.json("regions", "--run", "res", "--anchors", "5,17,40", "--device", "cpu")
     plane = plane_from_anchors(*data.x[[5, 17, 40]])
     part = partition(model, plane, device="cpu")
     assert regions["regions"] == part.count > 20
-    check_against_brute_force(model, 64, 0, grid=150, plane=plane, part=part)
+    check_partition(model, plane, part, grid=150)

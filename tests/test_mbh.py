@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from loaders.datasets import load_dataset
-from loaders.ingest import ingest
 from loaders.models import load_model
-from loaders.train import train
 from toolkit.errors import ApdError
 from toolkit.mbh.blanket import blanket_area, blanket_mask
 from toolkit.mbh.pattern import maximal_patterns
@@ -18,6 +16,7 @@ from toolkit.mbh.planes import random_anchors
 from toolkit.mbh.runs import run_mbh
 from toolkit.store import open_store
 from tests.oracles import exact_s, greedy_maximal, layer_states, region_table, required
+from tests.stores import copy_store
 
 
 def _column(n: int, off: list[int], on: int = 1) -> np.ndarray:
@@ -102,22 +101,14 @@ def test_random_anchors_take_three_distinct_classes():
 
 
 @pytest.fixture(scope="module")
-def mbh_run(tmp_path_factory):
+def mbh_run(digits_run, tmp_path_factory):
     """A 64-32-32-32-10 net trained briefly on digits, its test split ingested as run `d`,
-    `apd mbh` at three coverages over two random planes."""
-    root = tmp_path_factory.mktemp("mbh-run")
-    model = root / "m.pt"
-    train("digits", [32, 32, 32], epochs=4, out=model, progress=False)
-    store = str(root / "s.lbug")
-    ingest(model, "digits", "test", "d", store, device="cpu")
+    `apd mbh` at four coverages over two random planes (in a copy of the session's store)."""
+    run = digits_run((32, 32, 32), 4)
+    store = copy_store(run.store, tmp_path_factory.mktemp("mbh-run"))
     with open_store(store) as s:
         out = run_mbh(s, "d", [0.5, 0.8, 0.95, 1.0], planes=2, seed=1, device="cpu")
-    return store, load_model(model), load_dataset("digits", "test"), out
-
-
-def _last_states(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    """Independent forward pass: states of the last activation's input."""
-    return layer_states(model, x)[-1]
+    return store, load_model(run.model), load_dataset("digits", "test"), out
 
 
 def _grid_states(model: torch.nn.Module, plane: dict, n: int) -> np.ndarray:
@@ -127,12 +118,12 @@ def _grid_states(model: torch.nn.Module, plane: dict, n: int) -> np.ndarray:
     v = vmin + (np.arange(n) + 0.5) * (vmax - vmin) / n
     uu, vv = np.meshgrid(u, v)
     pts = np.array(plane["origin"]) + np.stack([uu.ravel(), vv.ravel()], 1) @ np.array(plane["basis"])
-    return _last_states(model, pts)
+    return layer_states(model, pts)[-1]
 
 
 def test_graph_states_agree_with_a_forward_pass(mbh_run):
     _, model, data, out = mbh_run
-    states = _last_states(model, data.x)
+    states = layer_states(model, data.x)[-1]
     mp = maximal_patterns(states, data.y, list(range(10)), out["coverage"])
     for k, key in enumerate(out["classes"]):
         for c in range(10):
@@ -141,7 +132,7 @@ def test_graph_states_agree_with_a_forward_pass(mbh_run):
 
 def test_full_coverage_pattern_is_the_constant_neurons(mbh_run):
     _, model, data, out = mbh_run
-    states = _last_states(model, data.x)
+    states = layer_states(model, data.x)[-1]
     for c in range(10):
         sc = states[data.y == c]
         constant = np.flatnonzero((sc == sc[0]).all(0))
@@ -179,7 +170,7 @@ def test_s_per_class_matches_a_dense_grid(mbh_run):
 
 def test_named_queries_match_pandas(mbh_run):
     store, model, data, out = mbh_run
-    states = _last_states(model, data.x)
+    states = layer_states(model, data.x)[-1]
     with open_store(store, read_only=True) as s:
         inst = s.query("instance_patterns", run="d")
         lp = s.query("label_patterns", run="d", layer=3)
@@ -220,15 +211,12 @@ def test_named_queries_match_pandas(mbh_run):
         assert row.s == pytest.approx(np.mean([v for per in p["s"].values() for v in per.values()]))
 
 
-def test_hardtanh_three_states_agree_between_graph_partition_and_grid(tmp_path):
-    model_path = tmp_path / "h.pt"
-    train("digits", [16, 16], epochs=2, out=model_path, activation="hardtanh", progress=False)
-    store = str(tmp_path / "h.lbug")
-    ingest(model_path, "digits", "test", "h", store, device="cpu")
-    with open_store(store) as s:
-        out = run_mbh(s, "h", [0.6, 1.0], anchors=[3, 10, 42], device="cpu", scale=6.0)
-    model, data = load_model(model_path), load_dataset("digits", "test")
-    states = _last_states(model, data.x)
+def test_hardtanh_three_states_agree_between_graph_partition_and_grid(digits_run, tmp_path):
+    run = digits_run((16, 16), 2, "hardtanh")
+    with open_store(copy_store(run.store, tmp_path)) as s:
+        out = run_mbh(s, "d", [0.6, 1.0], anchors=[3, 10, 42], device="cpu", scale=6.0)
+    model, data = load_model(run.model), load_dataset("digits", "test")
+    states = layer_states(model, data.x)[-1]
     assert {1, 2} <= set(np.unique(states).tolist())  # beyond what two-state code would read
     mp = maximal_patterns(states, data.y, list(range(10)), [0.6, 1.0])
     plane = out["planes"][0]
@@ -264,7 +252,7 @@ def test_run_mbh_equals_the_greedy_of_the_definition(mbh_run):
     net's classes have tied individual coverages among the neurons they keep, so the tie rule
     (no tied candidate dropped) is exercised, not assumed."""
     _, model, data, out = mbh_run
-    states = _last_states(model, data.x)
+    states = layer_states(model, data.x)[-1]
     classes = list(range(10))
     direct = {g: maximal_patterns(states, data.y, classes, out["coverage"], g) for g in ("individual", "joint")}
     ties = 0

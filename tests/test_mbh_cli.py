@@ -10,26 +10,20 @@ import pytest
 
 from loaders.datasets import load_dataset
 from loaders.models import load_model
-from loaders.train import train
 from toolkit.regions.plane import plane_from_anchors
 from toolkit.store import open_store
+from tests.cli import one_line_error
 from tests.oracles import exact_s, predictions, region_table, required
 
 MBH_LABELS = ("Blanket", "Neuron", "Plane")
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mbh-cli") / "m.pt"
-    train("digits", [16, 16], epochs=3, out=path, progress=False)
-    return path
-
-
 @pytest.fixture
-def run_d(apd, model_file, tmp_path):
-    """Run `d` (digits test split) in a fresh store, on a private copy of the model file."""
+def run_d(apd, digits_run, tmp_path):
+    """Run `d` (digits test split of the session's 64-16-16-10 net) in a fresh store, on a
+    private copy of the model file."""
     model = tmp_path / "m.pt"
-    shutil.copy(model_file, model)
+    shutil.copy(digits_run().model, model)
     apd.json("ingest", str(model), "--dataset", "digits", "--split", "test", "--run", "d", "--device", "cpu")
     return model
 
@@ -96,9 +90,7 @@ def test_planes_from_and_regions_save_give_identical_planes(apd, run_d):
 def test_user_errors_are_one_line_and_leave_the_store_unchanged(apd, run_d, args, message):
     apd("mbh", "--run", "d", "--planes", "1", "--device", "cpu")
     before = _counts(apd.store_path, "d"), _rels(apd.store_path)
-    result = apd("mbh", "--run", "d", "--device", "cpu", *args, ok=False)
-    assert result.exit_code == 1 and message in result.stderr
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+    one_line_error(apd("mbh", "--run", "d", "--device", "cpu", *args, ok=False), message)
     assert (_counts(apd.store_path, "d"), _rels(apd.store_path)) == before
 
 
@@ -107,11 +99,9 @@ def test_missing_or_changed_model_is_refused(apd, run_d):
     before = _counts(apd.store_path, "d")
     with open(run_d, "ab") as f:
         f.write(b"\0")
-    result = apd("mbh", "--run", "d", "--device", "cpu", ok=False)
-    assert result.exit_code == 1 and "changed since run 'd' was ingested" in result.stderr
+    one_line_error(apd("mbh", "--run", "d", "--device", "cpu", ok=False), "changed since run 'd' was ingested")
     os.remove(run_d)
-    result = apd("mbh", "--run", "d", "--device", "cpu", ok=False)
-    assert result.exit_code == 1 and "is gone" in result.stderr
+    one_line_error(apd("mbh", "--run", "d", "--device", "cpu", ok=False), "is gone")
     assert _counts(apd.store_path, "d") == before
 
 

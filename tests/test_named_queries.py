@@ -6,19 +6,23 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.apd_graph import random_apd
+from tests.apd_graph import write_random_run
 from tests.named_queries import PARAMS, RUNS, params
-from toolkit.store import queries
+from toolkit.store import open_store, queries
 from toolkit.store.base import Store, plain_strings
-from toolkit.store.schema import NODES
+
+
+def _two_runs(store_path: str) -> None:
+    with open_store(store_path) as s:
+        for k, run in enumerate(RUNS):
+            write_random_run(s, run, n=120, seed=k)
 
 
 @pytest.fixture
-def two_runs(store):
-    for k, run in enumerate(RUNS):
-        nodes, rels = random_apd(run, n=120, seed=k)
-        store.write(run, nodes, rels, replace=list(NODES))
-    return store
+def two_runs(shared_store):
+    """The store holding both RUNS, opened read-only: the queries only read it."""
+    with open_store(shared_store(_two_runs)[0], read_only=True) as s:
+        yield s
 
 
 def test_every_named_query_has_a_parameter_row():

@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.apd_graph import random_apd
-from tests.conftest import Apd, empty_neo4j
+from tests.apd_graph import random_apd, write_random_run
+from tests.cli import Apd
+from tests.neo4j_server import empty_neo4j
 from toolkit.store import open_store
 from toolkit.store.maintenance import problems
 from toolkit.store.schema import NODES
@@ -33,10 +34,9 @@ def neo(neo4j_server):
 
 
 def test_same_named_query_same_frame_on_both_backends(neo, tmp_path):
-    nodes, rels = random_apd("r", n=300, seed=11)
     with open_store(str(tmp_path / "x.lbug")) as lbug:
         for s in (neo, lbug):
-            s.write("r", nodes, rels, replace=list(NODES))
+            write_random_run(s, "r", n=300, seed=11)
         for name in ("patterns", "transitions", "layer_summary", "runs"):
             a, b = neo.query(name, run="r"), lbug.query(name, run="r")
             assert list(a.columns) == list(b.columns) and len(a) > 0, name
@@ -45,8 +45,7 @@ def test_same_named_query_same_frame_on_both_backends(neo, tmp_path):
 
 
 def test_graph_reads_and_schema_procedures_pass(neo4j_server, neo):
-    nodes, rels = random_apd("r", n=120, seed=3)
-    neo.write("r", nodes, rels, replace=list(NODES))
+    nodes, _ = write_random_run(neo, "r", n=120, seed=3)
     apd = Apd(neo4j_server["bolt"])
     assert apd.json("cypher", "MATCH (i:Instance) WHERE i.run = $run RETURN count(i) AS n", "-p", "run=r") == [{"n": 120}]
     labels = {r["label"] for r in apd.json("cypher", "CALL db.labels() YIELD label RETURN label")}
@@ -100,8 +99,7 @@ def _whole_or_absent(s, run: str, n: int) -> int:
 
 def test_sigkill_of_the_writer_mid_ingest_leaves_no_partial_run(neo4j_server, neo):
     uri = neo4j_server["bolt"]
-    nodes, rels = random_apd("keep", n=200, seed=4)
-    neo.write("keep", nodes, rels, replace=list(NODES))
+    write_random_run(neo, "keep", n=200, seed=4)
     keep = neo.counts("keep").to_dict()
     proc = _writer(uri, "big", 60_000)
     _wait_until_writing(uri, "big", proc)
@@ -148,9 +146,8 @@ def test_sigkill_of_the_server_mid_ingest_leaves_no_partial_run(tmp_path):
     try:
         with neo4j_server(tmp_path / "first", data=data) as srv:
             os.environ["APD_NEO4J_PASSWORD"] = srv["password"]
-            nodes, rels = random_apd("keep", n=200, seed=4)
             with open_store(srv["bolt"]) as s:
-                s.write("keep", nodes, rels, replace=list(NODES))
+                write_random_run(s, "keep", n=200, seed=4)
                 keep = s.counts("keep").to_dict()
             proc = _writer(srv["bolt"], "big", 60_000)
             _wait_until_writing(srv["bolt"], "big", proc)

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.browser import CHROMIUM, chromium
-from tests.conftest import Apd, empty_neo4j
+from tests.cli import Apd
+from tests.neo4j_server import empty_neo4j
 from tests.neo4j_browser import REMOTE_HOSTS, Neo4jBrowser, unexplained
 from toolkit.store import open_store
 

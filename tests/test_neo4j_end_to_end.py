@@ -6,13 +6,12 @@ included.
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
-from tests.conftest import empty_neo4j
+from tests.cli import Apd
 from tests.named_queries import as_options, canonical, params
+from tests.neo4j_server import empty_neo4j
 from toolkit.store import open_store, queries
 
 RUNS = ("digits-train", "digits-test")
@@ -36,8 +35,6 @@ def _same(a: list[dict], b: list[dict], what: str) -> None:
 
 
 def test_demo_split_flows_hardness_and_every_named_query(bolt, tmp_path):
-    from tests.conftest import Apd
-
     lbug, neo = Apd(str(tmp_path / "smoke.lbug")), Apd(bolt)
     model = str(tmp_path / "demo.pt")
     demo = neo.json("demo", "--epochs", "5", "--model", model)

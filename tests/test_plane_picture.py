@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from tests.cli import one_line_error
+from tests.pictures import blanket_red, box_pixels
 from toolkit.regions import partition, plane_from_anchors
-from toolkit.viz import style
 from toolkit.viz.plane import default_anchors, plane_picture
 
 RUN = "digits-test"
@@ -18,13 +19,7 @@ def red_share(fig) -> float:
     """Share of the axes' pixels drawn in the blanket red (exact colour, antialiasing off)."""
     fig.canvas.draw()
     img = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
-    box = fig.axes[0].get_window_extent()
-    h = img.shape[0]
-    x0, x1 = int(np.ceil(box.x0)) + 1, int(np.floor(box.x1)) - 1
-    y0, y1 = h - int(np.floor(box.y1)) + 1, h - int(np.ceil(box.y0)) - 1
-    inner = img[y0:y1, x0:x1]
-    red = np.rint(np.array(style.BLANKET_RGB) * 255).astype(int)
-    return float((np.abs(inner - red).max(-1) <= 2).mean())
+    return float(blanket_red(box_pixels(img, fig.axes[0].get_window_extent()), 2).mean())
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -49,6 +44,7 @@ def test_default_anchors_take_three_labels():
     assert default_anchors(labels, first=9) == [2, 5, 6]  # 9 first, then 0 and 1
 
 
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
 @pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml")])
 def test_plot_plane_writes_png_and_svg(apd, demo_store, tmp_path, suffix, magic):
     apd.store_path = demo_store
@@ -62,6 +58,7 @@ def test_plot_plane_writes_png_and_svg(apd, demo_store, tmp_path, suffix, magic)
         assert b"<svg" in data
 
 
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
 @pytest.mark.parametrize("args, message", [
     (["--anchors", "0,3,14", "--out", "plane.jpg"], ".png or .svg"),
     (["--anchors", "0,3", "--out", "plane.png"], "--anchors"),
@@ -73,8 +70,6 @@ def test_plot_plane_writes_png_and_svg(apd, demo_store, tmp_path, suffix, magic)
 def test_plot_plane_errors(apd, demo_store, tmp_path, monkeypatch, args, message):
     apd.store_path = demo_store
     monkeypatch.chdir(tmp_path)
-    result = apd("plot", "plane", "--run", RUN, *args, ok=False)
-    assert result.exit_code == 1 and result.stderr.startswith("Error: ") and message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.rglob("plane*"))
-    unknown = apd("plot", "plane", "--run", "nope", "--anchors", "0,1,2", "--out", "p.png", ok=False)
-    assert unknown.exit_code == 1 and "nope" in unknown.stderr
+    one_line_error(apd("plot", "plane", "--run", RUN, *args, ok=False), message)
+    assert not list(tmp_path.rglob("plane*"))
+    one_line_error(apd("plot", "plane", "--run", "nope", "--anchors", "0,1,2", "--out", "p.png", ok=False), "nope")

@@ -7,11 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import factories
 from loaders import record as record_mod
 from loaders.datasets import load_dataset
 from loaders.models import build_mlp
 from loaders.record import decode_bits, pack, pattern_bits, pattern_keys, record
+from tests import factories
+from tests.oracles import forward
 from toolkit.piecewise import trace
 from toolkit.errors import ApdError
 
@@ -37,7 +38,7 @@ def test_digits_patterns_equal_a_plain_forward_pass():
     model = build_mlp(64, [70, 32, 5], 10)  # 70 neurons: patterns span two 64-bit words
     x = load_dataset("digits", "train").x
     rec = record(model, x, batch_size=100, chunk=500, device="cpu")  # several chunks to merge
-    expected = factories.sequential_states(model, torch.from_numpy(x))
+    expected = forward(model, x, torch.float32)[0]  # as record runs it
     for layer, states in zip(rec.layers, expected):
         decoded = decode_bits(layer.bits(), layer.neurons, layer.kind)
         assert layer.patterns == len(np.unique(states, axis=0))
@@ -123,11 +124,6 @@ def test_functional_residual_and_shared_modules_are_read_from_the_graph():
         assert np.array_equal(decoded[rec.ids[:, layer.layer - 1]], states)
 
 
-def _hook_masks(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
-    """Forward pre-hooks' `> 0` masks of every ReLU module's input: the independent oracle."""
-    return [(z > 0).flatten(1).int().numpy() for _, z in factories.module_inputs(model, x, (nn.ReLU,))]
-
-
 def test_lenet_conv_patterns_equal_forward_hook_masks():
     from loaders.models import build_lenet5
 
@@ -135,7 +131,7 @@ def test_lenet_conv_patterns_equal_forward_hook_masks():
     model = build_lenet5(10).eval()
     x = np.random.default_rng(0).random((300, 784), dtype=np.float32)
     rec = record(model, x, batch_size=300, chunk=150, device="cpu")  # two chunks merged
-    masks = _hook_masks(model, torch.from_numpy(x))
+    masks = forward(model, x, torch.float32)[0]
     assert [(r.name, r.neurons) for r in rec.layers] == [("act1", 6 * 28 * 28), ("act2", 16 * 10 * 10),
                                                          ("act3", 120), ("act4", 84)]
     for layer, mask in zip(rec.layers, masks):

@@ -6,7 +6,6 @@ never `pl_network`, the partition's own reading of the model: a wrong slope ther
 import numpy as np
 import pytest
 import torch
-from scipy.spatial import cKDTree
 from torch import nn
 from torch.nn.utils import prune
 
@@ -14,7 +13,8 @@ from toolkit.regions.partition import partition
 from toolkit.regions.plane import check_anchor_indices, plane_from_anchors
 from toolkit.regions.polygons import centroids
 from tests.factories import mlp
-from tests.oracles import forward
+from tests.oracles import forward, hidden_states
+from tests.partition_checks import check_partition, pattern_set
 
 
 def trained(net, d, classes, steps=100, seed=0):
@@ -36,19 +36,24 @@ def plane_for(d, seed=1):
     return plane_from_anchors(*rng.normal(size=(3, d)))
 
 
-def forward_states(net, plane, uv):
-    """States of all hidden neurons at plane points, by a float64 forward pass of the module."""
-    states, _ = forward(net, plane.to_input(np.asarray(uv)))
-    return torch.as_tensor(np.concatenate(states, 1))
-
-
 def forward_logits(net, plane, uv):
+    """Logits at plane points, by a float64 forward pass of the module."""
     return torch.as_tensor(forward(net, plane.to_input(np.asarray(uv)))[1])
+
+
+def check_with_regioncam(net, plane, part):
+    """The partition's invariants, then the same regions as regioncam's: without regioncam
+    only that comparison is skipped, the invariants have run."""
+    check_partition(net, plane, part)
+    count, rc_patterns = regioncam_patterns(net, plane)
+    assert part.count == count
+    assert pattern_set(part.pattern.numpy()) == pattern_set(rc_patterns)
 
 
 def regioncam_patterns(net, plane):
     """Regioncam on the same box, its layers read from the Sequential's own Linear and
-    activation modules (plane folded into the first Linear); patterns by forward pass."""
+    activation modules (plane folded into the first Linear); patterns by forward pass.
+    Skips the calling test without regioncam."""
     regioncam = pytest.importorskip("regioncam")
     umin, umax, vmin, vmax = plane.box
     half, centre = (umax - umin) / 2, np.array([(umin + umax) / 2, (vmin + vmax) / 2])
@@ -72,68 +77,7 @@ def regioncam_patterns(net, plane):
     rc.add(layers)
     vin = np.asarray(rc.vertex_inputs, dtype=np.float64)
     cents = np.stack([vin[f.vertex_ids.astype(np.int64)].mean(0) for f in rc.faces]) + centre
-    return rc.num_faces, forward_states(net, plane, cents).numpy()
-
-
-def pattern_set(p):
-    return {bytes(r) for r in np.ascontiguousarray(p)}
-
-
-def check_invariants(net, plane, part, grid=300):
-    # areas: positive, summing to the box
-    assert (part.area > 0).all()
-    assert abs(part.total_area / plane.box_area - 1) < 1e-9
-    # every pattern is the forward pass at its region's interior point, and patterns are distinct
-    assert torch.equal(forward_states(net, plane, part.interior_points().numpy()), part.pattern)
-    assert len(pattern_set(part.pattern.numpy())) == part.count
-    # predicted class at the interior point
-    logits = forward_logits(net, plane, part.interior_points().numpy())
-    assert torch.equal(logits.argmax(1), part.label)
-    # a dense grid sees no pattern the partition lacks
-    umin, umax, vmin, vmax = plane.box
-    uu, vv = np.meshgrid(np.linspace(umin, umax, grid), np.linspace(vmin, vmax, grid))
-    seen = pattern_set(forward_states(net, plane, np.stack([uu.ravel(), vv.ravel()], 1)).numpy())
-    assert seen <= pattern_set(part.pattern.numpy())
-    check_euler(part)
-
-
-def check_euler(part):
-    """V - E + F = 1 for the planar subdivision of the box (T-junctions split edges)."""
-    polys = part.polygons()
-    pts = np.concatenate(polys)
-    scale = max(abs(x) for x in part.plane.box)
-    tol = 1e-9 * scale
-    # merge vertices computed independently by neighbouring regions
-    pairs = cKDTree(pts).query_pairs(tol, output_type="ndarray")
-    root = np.arange(len(pts))
-    for a, b in pairs:
-        ra, rb = root[a], root[b]
-        while root[ra] != ra:
-            ra = root[ra]
-        while root[rb] != rb:
-            rb = root[rb]
-        root[max(ra, rb)] = min(ra, rb)
-    for i in range(len(root)):
-        while root[root[i]] != root[i]:
-            root[i] = root[root[i]]
-    uniq = pts[np.unique(root)]
-    tree = cKDTree(uniq)
-    # every polygon edge, split at the vertices lying on it (ends included)
-    p = np.concatenate(polys)
-    q = np.concatenate([np.roll(poly, -1, 0) for poly in polys])
-    near = tree.query_ball_point((p + q) / 2, np.linalg.norm(q - p, axis=1) / 2 + tol)
-    edge = np.repeat(np.arange(len(p)), [len(n) for n in near])
-    cand = uniq[np.concatenate(near).astype(np.int64)]
-    d = q[edge] - p[edge]
-    off_line = np.abs((cand[:, 0] - p[edge, 0]) * d[:, 1] - (cand[:, 1] - p[edge, 1]) * d[:, 0])
-    on_edge = off_line <= tol * np.linalg.norm(d, axis=1)
-    half_edges = int(on_edge.sum()) - len(p)
-    umin, umax, vmin, vmax = part.plane.box
-    on_box = (np.isclose(uniq[:, 0], umin, atol=tol) | np.isclose(uniq[:, 0], umax, atol=tol)
-              | np.isclose(uniq[:, 1], vmin, atol=tol) | np.isclose(uniq[:, 1], vmax, atol=tol))
-    edges = (half_edges + on_box.sum()) / 2
-    assert edges == int(edges)
-    assert len(uniq) - edges + part.count == 1
+    return rc.num_faces, hidden_states(net, plane.to_input(cents))
 
 
 NETS = [
@@ -150,21 +94,13 @@ NETS = [
 def test_matches_regioncam_and_invariants(name, make, d):
     net = make()
     plane = plane_for(d)
-    part = partition(net, plane, device="cpu")
-    count, rc_patterns = regioncam_patterns(net, plane)
-    assert part.count == count
-    assert pattern_set(part.pattern.numpy()) == pattern_set(rc_patterns)
-    check_invariants(net, plane, part)
+    check_with_regioncam(net, plane, partition(net, plane, device="cpu"))
 
 
 def test_trained_plane_through_data_points():
     net, x = trained(mlp([20, 32, 32, 4], seed=6), 20, 4)
     plane = plane_from_anchors(*x[:3].double().numpy())
-    part = partition(net, plane, device="cpu", chunk=7)  # many small slices
-    count, rc_patterns = regioncam_patterns(net, plane)
-    assert part.count == count
-    assert pattern_set(part.pattern.numpy()) == pattern_set(rc_patterns)
-    check_invariants(net, plane, part)
+    check_with_regioncam(net, plane, partition(net, plane, device="cpu", chunk=7))  # many small slices
 
 
 def test_hardtanh_three_states():
@@ -172,7 +108,7 @@ def test_hardtanh_three_states():
     plane = plane_for(8, seed=3)
     part = partition(net, plane, device="cpu")
     assert set(np.unique(part.pattern.numpy())) == {0, 1, 2}
-    check_invariants(net, plane, part)
+    check_partition(net, plane, part)
 
 
 def test_batchnorm_dropout_flatten_nesting_and_pruning():
@@ -194,7 +130,7 @@ def test_batchnorm_dropout_flatten_nesting_and_pruning():
     plane = plane_for(12, seed=4)
     part = partition(net, plane, device="cpu")
     assert part.widths == [24, 16]
-    check_invariants(net, plane, part)
+    check_partition(net, plane, part)
 
 
 def test_decision_boundary():
@@ -289,4 +225,4 @@ def test_degenerate_lines_make_no_slivers():
     part = partition(net, plane, device="cpu")
     assert part.count == 8
     assert torch.allclose(part.area, torch.full((8,), 0.5, dtype=torch.float64), rtol=1e-12)
-    check_invariants(net, plane, part)
+    check_partition(net, plane, part)

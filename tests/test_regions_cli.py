@@ -11,27 +11,22 @@ from scipy.optimize import linprog
 
 from loaders.datasets import load_dataset
 from loaders.models import load_model
-from loaders.train import train
 from toolkit.regions import partition, plane_from_anchors
 from toolkit.store import open_store
-from tests.oracles import layer_states, preactivations
+from tests.cli import one_line_error
+from tests.oracles import hidden_states, preactivations
+from tests.partition_checks import pattern_set
+from tests.stores import copy_store
+
+pytestmark = pytest.mark.embedded_only  # the run is in a LadybugDB file; the Neo4j leg would run the same
 
 
 @pytest.fixture(scope="module")
-def run_store(tmp_path_factory):
-    """A 64-16-16-10 net trained briefly on digits, its test split ingested as run `d`."""
-    from click.testing import CliRunner
-
-    from toolkit.cli import main
-
-    root = tmp_path_factory.mktemp("regions-run")
-    model = root / "m.pt"
-    train("digits", [16, 16], epochs=3, out=model, progress=False)
-    store = str(root / "s.lbug")
-    result = CliRunner().invoke(main, ["ingest", str(model), "--dataset", "digits", "--split", "test",
-                                       "--run", "d", "--store", store, "--json"])
-    assert result.exit_code == 0, result.output
-    return store, model
+def run_store(digits_run, tmp_path_factory):
+    """A 64-16-16-10 net trained briefly on digits, its test split ingested as run `d`: a copy
+    of the session's (`apd geometry` writes to it)."""
+    run = digits_run()
+    return copy_store(run.store, tmp_path_factory.mktemp("regions-run")), run.model
 
 
 def test_regions_command_matches_the_engine_and_a_forward_pass(run_store, apd):
@@ -54,9 +49,8 @@ def test_regions_command_matches_the_engine_and_a_forward_pass(run_store, apd):
     umin, umax, vmin, vmax = out["box"]
     u, v = np.meshgrid(np.linspace(umin, umax, 300), np.linspace(vmin, vmax, 300))
     pts = np.array(out["origin"]) + np.stack([u.ravel(), v.ravel()], 1) @ basis
-    grid_patterns = {row.tobytes() for row in np.packbits(np.concatenate(layer_states(model, pts), 1), axis=1)}
-    engine_patterns = {row.tobytes() for row in np.packbits(part.pattern.numpy().astype(bool), axis=1)}
-    assert len(grid_patterns) > 10 and grid_patterns <= engine_patterns
+    grid_patterns = pattern_set(hidden_states(model, pts))
+    assert len(grid_patterns) > 10 and grid_patterns <= pattern_set(part.pattern.numpy())
 
 
 def _local_maps(model: torch.nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +89,7 @@ def test_geometry_segment_equals_a_dense_walk(run_store, apd):
         out = apd.json("geometry", "--run", "d", "--segment", ",".join(map(str, ends)), "--device", "cpu")
         xa, xb = data.x[list(ends)].astype(np.float64)
         t = np.linspace(0.0, 1.0, 200_001)[:, None]
-        walk = np.concatenate(layer_states(model, xa + t * (xb - xa)), 1)
+        walk = hidden_states(model, xa + t * (xb - xa))
         changes = int((walk[1:] != walk[:-1]).any(1).sum())
         assert out["regions"] == changes + 1, (ends, out["regions"], changes)
         assert out["length"] == pytest.approx(float(np.linalg.norm(xb - xa)), rel=1e-12)
@@ -149,12 +143,9 @@ def test_geometry_inradius_equals_an_independent_lp(run_store, apd):
 ])
 def test_regions_errors(run_store, apd, args, message):
     apd.store_path = run_store[0]
-    result = apd("regions", "--run", "d", *args, ok=False)
-    assert result.exit_code == 1 and message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    one_line_error(apd("regions", "--run", "d", *args, ok=False), message)
 
 
 def test_regions_unknown_run(run_store, apd):
     apd.store_path = run_store[0]
-    result = apd("regions", "--run", "nope", "--anchors", "0,1,2", ok=False)
-    assert result.exit_code == 1 and "no run named 'nope'" in result.stderr
+    one_line_error(apd("regions", "--run", "nope", "--anchors", "0,1,2", ok=False), "no run named 'nope'")

@@ -1,9 +1,10 @@
 """Exact partitions of conv nets and residual graphs, checked against brute force.
 
-Oracles: a dense grid of the box pushed through the model (forward hooks read `> 0` at
-every ReLU) finds no pattern the partition lacks; the region areas sum to the box; every
-region's pattern is the forward pass's at its interior point; and an MLP written with
-functional calls (graph engine) gives the same regions as the same MLP as a chain.
+Oracles (tests/partition_checks.py): a dense grid of the box pushed through the model
+(forward hooks read `> 0` at every ReLU) finds no pattern the partition lacks; the region
+areas sum to the box; every region's pattern is the forward pass's at its interior point;
+the polygons form a planar subdivision; and an MLP written with functional calls (graph
+engine) gives the same regions as the same MLP as a chain.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import factories
+from tests.factories import Residual
+from tests.oracles import module_inputs
+from tests.partition_checks import check_partition
 from toolkit.regions.partition import partition
 from toolkit.regions.plane import plane_from_anchors
 
@@ -51,42 +54,21 @@ def _init(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Forward hooks' `> 0` masks at every activation module, concatenated (the oracle)."""
-    seen = factories.module_inputs(model, x, (nn.ReLU, nn.LeakyReLU))
-    return torch.cat([(z > 0).flatten(1) for _, z in seen], 1).numpy().astype(np.int8)
-
-
-def check_against_brute_force(model: nn.Module, d: int, seed: int, grid: int = 120, plane=None, part=None) -> int:
-    """The three oracles on `plane` (default: through three Gaussian points); returns the region count."""
-    rng = np.random.default_rng(seed)
-    plane = plane or plane_from_anchors(*rng.normal(size=(3, d)))
-    part = part or partition(model, plane, device="cpu")
-    # areas sum to the box, every polygon has positive area
-    assert part.total_area == pytest.approx(plane.box_area, rel=1e-9)
-    assert bool((part.area > 0).all())
-    model64 = model.double()
-    # each region's pattern is the forward pass's at its interior point; patterns are distinct
-    inner = torch.from_numpy(plane.to_input(part.interior_points().numpy()))
-    assert np.array_equal(part.pattern.numpy(), hook_states(model64, inner))
-    assert len(np.unique(part.pattern.numpy(), axis=0)) == part.count
-    assert np.array_equal(part.label.numpy(), model64(inner).argmax(1).numpy())
-    # a dense grid finds no pattern the partition lacks
-    umin, umax, vmin, vmax = plane.box
-    u, v = np.meshgrid(np.linspace(umin, umax, grid), np.linspace(vmin, vmax, grid))
-    pts = torch.from_numpy(plane.to_input(np.stack([u.ravel(), v.ravel()], 1)))
-    grid_patterns = {row.tobytes() for row in hook_states(model64, pts)}
-    assert grid_patterns <= {row.tobytes() for row in part.pattern.numpy()}
+def brute_force_count(model: nn.Module, d: int, seed: int) -> int:
+    """The partition's invariants on a plane through three Gaussian points; its region count."""
+    plane = plane_from_anchors(*np.random.default_rng(seed).normal(size=(3, d)))
+    part = partition(model, plane, device="cpu")
+    check_partition(model, plane, part, grid=120)
     return part.count
 
 
 def test_conv_partition_equals_brute_force():
-    count = check_against_brute_force(_init(TinyConv(), 3), 64, seed=4)
+    count = brute_force_count(_init(TinyConv(), 3), 64, seed=4)
     assert count > 50
 
 
 def test_residual_partition_equals_brute_force():
-    count = check_against_brute_force(factories.Residual(d=5, classes=3).eval(), 5, seed=6)
+    count = brute_force_count(Residual(d=5, classes=3).eval(), 5, seed=6)
     assert count > 50
 
 
@@ -116,10 +98,11 @@ def test_graph_engine_gives_the_chain_engines_regions():
     assert b.decision.area.sum() == pytest.approx(plane.box_area, rel=1e-9)
 
 
-def _pool_hook_states(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Oracle for ReLU + MaxPool2d nets: `> 0` masks, and each window's first argmax from torch's own indices."""
+def _pool_hook_states(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Oracle for ReLU + MaxPool2d nets (float64): `> 0` masks, and each window's first argmax
+    from torch's own indices."""
     seen: list[torch.Tensor] = []
-    for m, z in factories.module_inputs(model, x, (nn.ReLU, nn.MaxPool2d)):
+    for m, z in module_inputs(model, torch.from_numpy(x), (nn.ReLU, nn.MaxPool2d)):
         if isinstance(m, nn.ReLU):
             seen.append((z > 0).flatten(1))
             continue
@@ -136,16 +119,7 @@ def test_maxpool_partition_cuts_argmax_cells():
     plane = plane_from_anchors(*np.random.default_rng(0).normal(size=(3, 36)))
     part = partition(model, plane, device="cpu")
     assert part.widths == [72, 72, 5] and part.count > 100
-    assert part.total_area == pytest.approx(plane.box_area, rel=1e-9) and bool((part.area > 0).all())
-    model64 = model.double()
-    inner = torch.from_numpy(plane.to_input(part.interior_points().numpy()))
-    assert np.array_equal(part.pattern.numpy(), _pool_hook_states(model64, inner))
-    assert len(np.unique(part.pattern.numpy(), axis=0)) == part.count
-    assert np.array_equal(part.label.numpy(), model64(inner).argmax(1).numpy())
-    umin, umax, vmin, vmax = plane.box
-    u, v = np.meshgrid(np.linspace(umin, umax, 150), np.linspace(vmin, vmax, 150))
-    grid = _pool_hook_states(model64, torch.from_numpy(plane.to_input(np.stack([u.ravel(), v.ravel()], 1))))
-    assert {r.tobytes() for r in grid} <= {r.tobytes() for r in part.pattern.numpy()}
+    check_partition(model.double(), plane, part, grid=150, states=_pool_hook_states)
 
 
 def test_overlapping_maxpool_is_refused_by_the_partition_with_one_line():

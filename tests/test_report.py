@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.browser import CHROMIUM, render
+from tests.cli import one_line_error
 from toolkit.apd.runs import read_patterns
 from toolkit.store import open_store
 from toolkit.viz.sankey import sankey_data
@@ -83,6 +84,7 @@ def test_sankey_caps_columns_with_an_other_bucket():
     assert np.bincount(d.column, weights=d.size).tolist() == [1000] * 3
 
 
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
 def test_report_on_the_demo_store(apd, demo_store, tmp_path):
     apd.store_path = demo_store
     out = tmp_path / "report.html"
@@ -99,6 +101,7 @@ def test_report_on_the_demo_store(apd, demo_store, tmp_path):
     assert info["bytes"] == out.stat().st_size and 3e6 < info["bytes"] < 12e6
 
 
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
 def test_unsplit_run_gets_the_same_clusters_in_memory(apd, demo_store, tmp_path):
     apd.store_path = demo_store
     before = apd.json("report", "--run", RUN, "--out", str(tmp_path / "a.html"))
@@ -120,6 +123,7 @@ def test_unsplit_run_gets_the_same_clusters_in_memory(apd, demo_store, tmp_path)
     assert after["points_90"]["size_90_errors"] > 1  # not only singletons hold the errors
 
 
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
 def test_report_with_snapshot_runs_side_by_side(apd, demo_store, tmp_path):
     apd.store_path = demo_store
     model = apd.json("runs")[0]["model"]
@@ -129,10 +133,11 @@ def test_report_with_snapshot_runs_side_by_side(apd, demo_store, tmp_path):
     first, second = info["sankey"]
     assert (first["run"], second["run"]) == (RUN, "digits-test@again")  # same epoch: by name
     assert {k: v for k, v in first.items() if k != "run"} == {k: v for k, v in second.items() if k != "run"}
-    result = apd("report", "--run", RUN, "--runs", "digits-t*", "--out", str(tmp_path / "x.html"), ok=False)
-    assert result.exit_code == 1 and "snapshots of one split" in result.stderr
+    one_line_error(apd("report", "--run", RUN, "--runs", "digits-t*", "--out", str(tmp_path / "x.html"), ok=False),
+                   "snapshots of one split")
 
 
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
 @pytest.mark.parametrize("args, message", [
     (["--run", "nope", "--out", "r.html"], "nope"),
     (["--run", RUN, "--out", "r.pdf"], ".html"),
@@ -143,12 +148,11 @@ def test_report_with_snapshot_runs_side_by_side(apd, demo_store, tmp_path):
 def test_report_errors_are_one_line_and_write_nothing(apd, demo_store, tmp_path, monkeypatch, args, message):
     apd.store_path = demo_store
     monkeypatch.chdir(tmp_path)
-    result = apd("report", *args, ok=False)
-    assert result.exit_code == 1 and result.stderr.startswith("Error: ") and message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    one_line_error(apd("report", *args, ok=False), message)
     assert not list(tmp_path.glob("r.*")) and not list(tmp_path.glob(".r.*"))
 
 
+@pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (`apt-get install -y chromium`)")
 def test_report_renders_in_headless_chromium(apd, demo_store, tmp_path):
     apd.store_path = demo_store

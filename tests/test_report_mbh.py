@@ -12,53 +12,50 @@ import pytest
 from matplotlib import image as mpimg
 from matplotlib import pyplot as plt
 
-from loaders.train import train
 from tests.browser import CHROMIUM, render
-from tests.conftest import Apd
+from tests.cli import Apd, one_line_error
+from tests.pictures import blanket_red, box_pixels
+from tests.stores import copy_store
 from toolkit.store import open_store
 from toolkit.viz.plane import plane_picture, run_plane
-from toolkit.viz.style import BLANKET_RGB
 
 ANCHORS = "5,17,40"
-RED = np.rint(np.array(BLANKET_RGB) * 255)
 CAPTION = re.compile(r'<figcaption class="blanket" data-class="(\d+)" data-coverage="([^"]+)" data-s="([^"]+)">'
                      r"Blanket of class (\d+) at coverage ([\d.]+) \((\w+) greedy\) in red: s = ([\d.]+)")
 
 
 @pytest.fixture(scope="module")
-def mbh(tmp_path_factory):
-    """Run `d` (digits test split, a 64-16-16-10 net) with `apd mbh` on one plane at two coverages.
-    The tests only read the store."""
-    root = tmp_path_factory.mktemp("report-mbh")
-    train("digits", [16, 16], epochs=3, out=root / "m.pt", progress=False)
-    apd = Apd(str(root / "s.lbug"))
-    apd.json("ingest", str(root / "m.pt"), "--dataset", "digits", "--split", "test", "--run", "d", "--device", "cpu")
+def mbh(digits_run, tmp_path_factory):
+    """Run `d` (digits test split, the session's 64-16-16-10 net) with `apd mbh` on one plane
+    at two coverages, in a copy of the session's store. The tests only read the store."""
+    apd = Apd(copy_store(digits_run().store, tmp_path_factory.mktemp("report-mbh")))
     out = apd.json("mbh", "--run", "d", "--anchors", ANCHORS, "--coverage", "0.8,1", "--device", "cpu")
     return apd, out
 
 
-def box_pixels(png: np.ndarray, store: str) -> np.ndarray:
+def plane_box(png: np.ndarray, store: str) -> np.ndarray:
     """The pixels inside the plane's box: the axes' extent of the same picture, drawn here (the
     axes sit at a fixed place of the figure and keep the box's aspect), one pixel trimmed."""
     with open_store(store, read_only=True) as s:
         rp = run_plane(s, "d", [int(a) for a in ANCHORS.split(",")], device="cpu")
     fig = plane_picture(rp.part, rp.anchors_uv, ["a", "b", "c"])
     fig.canvas.draw()
-    x0, y0, x1, y1 = fig.axes[0].get_window_extent().extents
+    extent = fig.axes[0].get_window_extent()
+    x0, y0, x1, y1 = extent.extents
     height = fig.bbox.height
     plt.close(fig)
     assert png.shape[0] == round(height)
     outside = png[int(height - y1) + 2:int(height - y0) - 2, int(x0) - 3]
     assert (outside == 255).all()  # just left of the box: the figure's white background
-    return png[int(np.ceil(height - y1)) + 1:int(height - y0) - 1, int(np.ceil(x0)) + 1:int(x1) - 1]
+    return box_pixels(png, extent)
 
 
-def red_share(png_bytes: bytes, store: str) -> tuple[float, float]:
+def red_and_fill(png_bytes: bytes, store: str) -> tuple[float, float]:
     """Red (blanket) pixels among the box's region pixels, and the share of the box that is
     region fill at all (the rest: boundary, anchors, labels, antialiased edges)."""
     rgb = np.rint(mpimg.imread(io.BytesIO(png_bytes), format="png")[:, :, :3] * 255)
-    box = box_pixels(rgb, store).reshape(-1, 3)
-    red = (np.abs(box - RED) <= 3).all(1)
+    box = plane_box(rgb, store).reshape(-1, 3)
+    red = blanket_red(box, 3)
     grey = (box[:, 0] == box[:, 1]) & (box[:, 1] == box[:, 2]) & (box[:, 0] >= 198) & (box[:, 0] <= 243)
     return red.sum() / (red.sum() + grey.sum()), (red.sum() + grey.sum()) / len(box)
 
@@ -71,7 +68,7 @@ def test_plot_plane_red_share_is_one_minus_s(mbh, tmp_path):
     for cls in (classes[0], classes[-1], *[c for c, v in s.items() if v in (0.0, 1.0)][:1]):
         pic = apd.json("plot", "plane", "--run", "d", "--anchors", ANCHORS, "--class", cls, "--coverage", "0.8",
                        "--out", str(tmp_path / f"p{cls}.png"), "--device", "cpu")
-        share, filled = red_share((tmp_path / f"p{cls}.png").read_bytes(), apd.store_path)
+        share, filled = red_and_fill((tmp_path / f"p{cls}.png").read_bytes(), apd.store_path)
         assert filled > 0.95
         assert share == pytest.approx(1 - s[cls], abs=0.01), cls
         assert pic["s"] == pytest.approx(s[cls], abs=1e-9)
@@ -107,7 +104,7 @@ def test_report_draws_the_stored_blanket(mbh, tmp_path, args, cls, coverage):
     assert blanket[0]["s"] == pytest.approx(caption["s"], abs=1e-12)  # one plane: mean s = its s
     drawn = info["plane"]["blanket"]
     assert drawn["s_drawn"] == pytest.approx(caption["s"], abs=1e-9) and info["plane"]["regions"] == plane["regions"]
-    share, filled = red_share(png, apd.store_path)
+    share, filled = red_and_fill(png, apd.store_path)
     assert filled > 0.95 and share == pytest.approx(1 - caption["s"], abs=0.01)
 
 
@@ -126,7 +123,7 @@ def test_plane_blankets_query_matches_mbh_and_planes(mbh):
 def test_report_refuses_a_coverage_not_stored(mbh, tmp_path):
     apd, _ = mbh
     result = apd("report", "--run", "d", "--out", str(tmp_path / "r.html"), "--coverage", "0.5", ok=False)
-    assert result.exit_code == 1 and "--coverage 0.5 has no stored blankets" in result.stderr
+    one_line_error(result, "--coverage 0.5 has no stored blankets")
     assert "stored: 0.8, 1" in result.stderr and not list(tmp_path.iterdir())
 
 

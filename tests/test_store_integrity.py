@@ -22,20 +22,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from toolkit.cli import main
 from toolkit.store import open_store
 from toolkit.store import maintenance
+from tests.cli import invoke, one_line_error
 from tests.named_queries import PARAMS, canonical, params
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_FILES = ("s.lbug.notes", "s.lbug.csv", "s.lbug.bak", "s.lbug.txt", "copy.lbug.notes", "copy.lbug.csv",
               ".s.lbug.compact-mine/keep.txt")  # the last: a look-alike folder without our owner file
-
-
-def apd(*args: str):
-    return CliRunner().invoke(main, list(args))
 
 
 def _listing(folder: Path) -> dict[str, tuple[str, int]]:
@@ -44,19 +39,14 @@ def _listing(folder: Path) -> dict[str, tuple[str, int]]:
             for p in sorted(folder.rglob("*"))}
 
 
-def _one_line(result, fragment: str) -> None:
-    assert result.exit_code == 1, (result.exit_code, result.output)
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1 and fragment in result.stderr, \
-        result.stderr
-
-
 @pytest.fixture
-def folder(demo_store, tmp_path):
+def folder(demo_master, tmp_path):
     """The demo store as `s.lbug` in a folder with the user's own files named like it."""
     where = tmp_path / "user"
     where.mkdir()
-    for f in Path(demo_store).parent.glob(Path(demo_store).name + "*"):
-        shutil.copy2(f, where / f.name.replace(Path(demo_store).name, "s.lbug"))
+    demo = Path(demo_master.store)
+    for f in demo.parent.glob(demo.name + "*"):
+        shutil.copy2(f, where / f.name.replace(demo.name, "s.lbug"))
     for name in USER_FILES:
         (where / name).parent.mkdir(exist_ok=True)
         (where / name).write_text(f"the user's {name}\n")
@@ -79,7 +69,7 @@ def _targets(data: bytes) -> list[tuple[str, int]]:
 def test_flipped_bytes_are_found_and_compact_refuses(folder):
     store = folder / "s.lbug"
     clean = store.read_bytes()
-    assert apd("store", "check", "--store", str(store)).exit_code == 0
+    assert invoke("store", "check", "--store", str(store)).exit_code == 0
     with open_store(str(store), read_only=True) as s:
         bits = s.read("MATCH (p:Pattern) WHERE p.run = 'digits-train' AND p.layer = 2 RETURN p.bits AS b LIMIT 1")["b"][0]
     targets = _targets(clean) + [("pattern bits", m.start() + 2) for m in re.finditer(bits.encode(), clean)]
@@ -91,16 +81,16 @@ def test_flipped_bytes_are_found_and_compact_refuses(folder):
             data = bytearray(clean)
             data[offset] = byte
             damaged.write_bytes(bytes(data))
-            check = apd("store", "check", "--store", str(damaged))  # a writable open: LadybugDB may
+            check = invoke("store", "check", "--store", str(damaged))  # a writable open: LadybugDB may
             assert check.exit_code == 1, (label, offset, check.output)  # rewrite its header
             data, before = damaged.read_bytes(), _listing(folder)
             lines = check.stderr.splitlines()
             assert lines and all(ln.startswith("problem: run digits-") for ln in lines), (label, offset, check.stderr)
             assert "problems" in check.stdout
-            compact = apd("store", "compact", "--store", str(damaged))
-            _one_line(compact, "is damaged, compact leaves it as it is")
-            out = apd("store", "compact", "--store", str(damaged), "--out", str(folder / "copy.lbug"))
-            _one_line(out, "is damaged, compact leaves it as it is")
+            compact = invoke("store", "compact", "--store", str(damaged))
+            one_line_error(compact, "is damaged, compact leaves it as it is")
+            out = invoke("store", "compact", "--store", str(damaged), "--out", str(folder / "copy.lbug"))
+            one_line_error(out, "is damaged, compact leaves it as it is")
             assert damaged.read_bytes() == data
             assert _listing(folder) == before
     damaged.unlink()
@@ -120,7 +110,7 @@ def test_a_rotten_pattern_key_names_the_layer(folder):
         rotten = bytearray(data)
         rotten[spot] = ord("0") if data[spot] != ord("0") else ord("1")
         store.write_bytes(bytes(rotten))
-        result = apd("store", "check", "--store", str(store))
+        result = invoke("store", "check", "--store", str(store))
         if "Pattern keys do not match their bits" in result.stderr:
             break
     assert "problem: run digits-test: layer 3: 1 of" in result.stderr
@@ -142,25 +132,25 @@ def _users(listing: dict) -> dict:
 def test_compact_keeps_the_users_files(folder):
     store = folder / "s.lbug"
     mine, content = _users(_listing(folder)), _content(store)
-    out = apd("store", "compact", "--store", str(store), "--out", str(folder / "copy.lbug"), "--json")
+    out = invoke("store", "compact", "--store", str(store), "--out", str(folder / "copy.lbug"), "--json")
     assert out.exit_code == 0, out.output
     after = _users(_listing(folder))
     assert set(after) == set(mine) | {"copy.lbug"} and all(after[k] == v for k, v in mine.items())
     assert _content(folder / "copy.lbug") == content
-    assert apd("store", "compact", "--store", str(store)).exit_code == 0
+    assert invoke("store", "compact", "--store", str(store)).exit_code == 0
     after = _users(_listing(folder))
     assert set(after) == set(mine) | {"copy.lbug"} and all(after[k] == v for k, v in mine.items())
     assert _content(store) == content
-    assert apd("store", "check", "--store", str(store)).exit_code == 0
+    assert invoke("store", "check", "--store", str(store)).exit_code == 0
 
 
 def test_compact_out_writes_a_smaller_copy_with_the_same_answers(folder):
     """After a run is dropped its pages stay allocated; `--out` writes a copy without them,
     that every named query answers as the store does, and leaves the store as it was."""
     store, copy = folder / "s.lbug", folder / "copy.lbug"
-    assert apd("drop", "--run", "digits-train", "--store", str(store)).exit_code == 0
+    assert invoke("drop", "--run", "digits-train", "--store", str(store)).exit_code == 0
     before, content = _users(_listing(folder)), _content(store)
-    result = apd("store", "compact", "--store", str(store), "--out", str(copy), "--json")
+    result = invoke("store", "compact", "--store", str(store), "--out", str(copy), "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     files = [p for p in folder.iterdir() if p.name.startswith("s.lbug") and p.suffix in (".lbug", ".wal")]
@@ -171,7 +161,7 @@ def test_compact_out_writes_a_smaller_copy_with_the_same_answers(folder):
     after = _users(_listing(folder))
     assert {k: v for k, v in after.items() if k != "copy.lbug"} == before  # no file of the user's touched
     assert _content(store) == _content(copy) == content  # the store keeps its graph; the copy holds the same
-    assert apd("store", "check", "--store", str(copy)).exit_code == 0
+    assert invoke("store", "check", "--store", str(copy)).exit_code == 0
     with open_store(str(store), read_only=True) as old, open_store(str(copy), read_only=True) as new:
         assert list(new.runs()["run"]) == ["digits-test"]
         for name in PARAMS:
@@ -192,7 +182,7 @@ def test_a_failed_compact_leaves_everything_as_it_was(folder, monkeypatch, how):
     monkeypatch.setattr(maintenance, "_imported", broken)
     before, content = _listing(folder), _content(folder / "s.lbug")
     for extra in ([], ["--out", str(folder / "copy.lbug")]):
-        result = apd("store", "compact", "--store", str(folder / "s.lbug"), *extra)
+        result = invoke("store", "compact", "--store", str(folder / "s.lbug"), *extra)
         assert result.exit_code == {"fails": 1, "interrupted": 130, "terminated": 143}[how], result.output
         assert "Traceback" not in result.output and result.stderr.count("\n") == 1
         assert _users(_listing(folder)) == _users(before) and set(_listing(folder)) == set(before)
@@ -209,7 +199,7 @@ def test_a_killed_compacts_work_is_removed_by_the_next(folder):
     assert subprocess.run([sys.executable, "-c", kill, str(folder / "s.lbug")], cwd=ROOT).returncode == -signal.SIGKILL
     left = [p for p in folder.iterdir() if p.name.startswith(".s.lbug.compact-") and p.name != ".s.lbug.compact-mine"]
     assert len(left) == 1 and (left[0] / maintenance.OWNER).is_file()
-    assert apd("store", "compact", "--store", str(folder / "s.lbug")).exit_code == 0
+    assert invoke("store", "compact", "--store", str(folder / "s.lbug")).exit_code == 0
     after = _listing(folder)
     assert set(after) == set(before) and _users(after) == _users(before)
-    assert apd("store", "check", "--store", str(folder / "s.lbug")).exit_code == 0
+    assert invoke("store", "check", "--store", str(folder / "s.lbug")).exit_code == 0

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.apd_graph import write_random_run
+from tests.cli import invoke
 from tests.lock_holder import lock_held
 from tests.store_writer import write
 from toolkit.store import guard, open_store, pending
@@ -104,29 +106,6 @@ def test_interrupted_replace_recovers(stores, tmp_path, step, sig, expected):
 # --- reads never write; a missing store is one line everywhere ----------------------------
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo store (2 epochs), split so that hardness has clusters; plus its model."""
-    from click.testing import CliRunner
-
-    from toolkit.cli import main
-
-    base = tmp_path_factory.mktemp("demo")
-    path, model = str(base / "demo.lbug"), str(base / "demo.pt")
-    for args in (["demo", "--epochs", "2", "--model", model], ["split", "--run", "digits-test"]):
-        result = CliRunner().invoke(main, [*args, "--store", path, "--json"])
-        assert result.exit_code == 0, result.output
-    return {"store": path, "model": model}
-
-
-def apd(*args: str):
-    from click.testing import CliRunner
-
-    from toolkit.cli import main
-
-    return CliRunner().invoke(main, list(args))
-
-
 MISSING = [
     ["runs"], ["query", "patterns", "-p", "run=x"], ["cypher", "RETURN 1 AS x"], ["hardness", "--run", "x"],
     ["evolution", "--runs", "x*"], ["split", "--run", "x"], ["drop", "--run", "x"], ["flows", "--run", "x"],
@@ -138,7 +117,7 @@ MISSING = [
 @pytest.mark.parametrize("args", MISSING, ids=[" ".join(a[:2]) for a in MISSING])
 def test_missing_store_is_one_line_and_never_created(tmp_path, args):
     path = tmp_path / "typo.lbug"
-    result = apd(*args, "--store", str(path))
+    result = invoke(*args, "--store", str(path))
     assert result.exit_code == 1
     assert result.stderr == f"Error: no store at {path}: run `apd demo` or `apd ingest` first, or pass --store\n"
     assert list(tmp_path.iterdir()) == []
@@ -148,11 +127,11 @@ def snapshot(folder: Path) -> dict:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
 
 
-def test_reads_work_on_a_read_only_store_and_change_nothing(demo, tmp_path):
+def test_reads_work_on_a_read_only_store_and_change_nothing(split_demo, tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     path = folder / "demo.lbug"
-    shutil.copy(demo["store"], path)
+    shutil.copy(split_demo.store, path)
     before = snapshot(folder)
     os.chmod(path, 0o444)
     os.chmod(folder, 0o555)
@@ -160,9 +139,9 @@ def test_reads_work_on_a_read_only_store_and_change_nothing(demo, tmp_path):
         for args in (["runs"], ["query", "patterns", "-p", "run=digits-test"], ["hardness", "--run", "digits-test"],
                      ["evolution", "--runs", "digits-*"], ["cypher", "MATCH (i:Instance) RETURN count(i) AS n"],
                      ["store", "info"]):
-            result = apd(*args, "--store", str(path), "--json")
+            result = invoke(*args, "--store", str(path), "--json")
             assert result.exit_code == 0, (args, result.output)
-        assert json_of(apd("cypher", "MATCH (i:Instance) RETURN count(i) AS n", "--store", str(path), "--json")) \
+        assert json_of(invoke("cypher", "MATCH (i:Instance) RETURN count(i) AS n", "--store", str(path), "--json")) \
             == [{"n": 1797}]
         assert snapshot(folder) == before
     finally:
@@ -179,24 +158,24 @@ def json_of(result) -> object:
 
 # --- writers lock before work; --wait waits ------------------------------------------------
 
-def test_second_writer_fails_before_any_work(demo, tmp_path):
+def test_second_writer_fails_before_any_work(split_demo, tmp_path):
     path = str(tmp_path / "s.lbug")
-    shutil.copy(demo["store"], path)
+    shutil.copy(split_demo.store, path)
     with lock_held(path):
         # the model does not exist: failing on the lock first shows the lock is checked before any work
         for args in (["ingest", str(tmp_path / "none.pt"), "--run", "r"], ["demo", "--epochs", "1"],
                      ["split", "--run", "digits-test"], ["drop", "--run", "digits-test"]):
-            result = apd(*args, "--store", path)
+            result = invoke(*args, "--store", path)
             assert result.exit_code == 1
             assert result.stderr.startswith(f"Error: store {path} is locked by another process (PID ")
             assert result.stderr.endswith("close it and retry, or pass --wait SECONDS\n")
 
 
-def test_wait_waits_for_the_lock(demo, tmp_path):
+def test_wait_waits_for_the_lock(split_demo, tmp_path):
     path = str(tmp_path / "s.lbug")
-    shutil.copy(demo["store"], path)
+    shutil.copy(split_demo.store, path)
     with lock_held(path, seconds=1.5) as holder:
-        result = apd("drop", "--run", "digits-test", "--wait", "120", "--store", path, "--json")
+        result = invoke("drop", "--run", "digits-test", "--wait", "120", "--store", path, "--json")
         assert holder.poll() is not None  # it could only run once the holder had gone
         assert json_of(result)["nodes_removed"] > 0
 
@@ -208,13 +187,13 @@ def test_wait_waits_for_the_lock(demo, tmp_path):
     ("applied", "INT", 130, "interrupted: run digits-test rolled back, the store holds its previous state"),
     ("finished", "TERM", 143, "interrupted: run digits-test was committed"),
 ])
-def test_interrupted_ingest_says_what_happened(demo, tmp_path, step, sig, code, line):
+def test_interrupted_ingest_says_what_happened(split_demo, tmp_path, step, sig, code, line):
     path = str(tmp_path / "s.lbug")
-    shutil.copy(demo["store"], path)
+    shutil.copy(split_demo.store, path)
     with open_store(path, read_only=True) as s:
         before = s.counts("digits-test")
     env = {**os.environ, "APD_TEST_KILL_AT": step, "APD_TEST_KILL_SIGNAL": sig}
-    proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "ingest", demo["model"], "--split", "test",
+    proc = subprocess.run([sys.executable, "-m", "toolkit.cli", "ingest", split_demo.model, "--split", "test",
                            "--run", "digits-test", "--store", path], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == code and proc.stderr == line + "\n"
@@ -228,19 +207,19 @@ def test_interrupted_ingest_says_what_happened(demo, tmp_path, step, sig, code, 
 # --- store info / check / compact --------------------------------------------------------------
 
 
-def test_store_info_check_compact(demo, tmp_path):
+def test_store_info_check_compact(split_demo, tmp_path):
     path = str(tmp_path / "s.lbug")
-    shutil.copy(demo["store"], path)
-    apd("flows", "--run", "digits-test", "--store", path)  # a replace: leaves dead pages behind
-    info = json_of(apd("store", "info", "--store", path, "--json"))
+    shutil.copy(split_demo.store, path)
+    invoke("flows", "--run", "digits-test", "--store", path)  # a replace: leaves dead pages behind
+    info = json_of(invoke("store", "info", "--store", path, "--json"))
     assert info["bytes"] == os.path.getsize(path) and info["pending"] == []
     assert {r["run"]: r["n_instance"] for r in info["runs"]} == {"digits-test": 450, "digits-train": 1347}
-    assert json_of(apd("store", "check", "--store", path, "--json"))["problems"] == []
+    assert json_of(invoke("store", "check", "--store", path, "--json"))["problems"] == []
     with open_store(path, read_only=True) as s:
         counts = s.counts().sort_values(["run", "label"], ignore_index=True)
         flows = s.query("flows", run="digits-test", layers=[2, 3], l1=2, l2=3, l3=3, l4=3, l5=3, l6=3, min_strength=1, label=-1)
 
-    out = json_of(apd("store", "compact", "--store", path, "--json"))
+    out = json_of(invoke("store", "compact", "--store", path, "--json"))
     assert out["bytes_after"] <= out["bytes_before"] and os.path.getsize(path) == out["bytes_after"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.lbug"]  # no .bak, export or copy left
     with open_store(path, read_only=True) as s:
@@ -249,15 +228,15 @@ def test_store_info_check_compact(demo, tmp_path):
             s.query("flows", run="digits-test", layers=[2, 3], l1=2, l2=3, l3=3, l4=3, l5=3, l6=3, min_strength=1, label=-1), flows)
 
 
-def test_store_check_reports_a_damaged_run(demo, tmp_path):
+def test_store_check_reports_a_damaged_run(split_demo, tmp_path):
     import ladybug
 
     path = str(tmp_path / "s.lbug")
-    shutil.copy(demo["store"], path)
+    shutil.copy(split_demo.store, path)
     db = ladybug.Database(path)
     ladybug.Connection(db).execute("MATCH (i:Instance) WHERE i.run = 'digits-test' AND i.idx < 10 DETACH DELETE i")
     db.close()
-    result = apd("store", "check", "--store", path)
+    result = invoke("store", "check", "--store", path)
     assert result.exit_code == 1
     problems = result.stderr.strip().splitlines()
     assert "problem: run digits-test: 440 Instance nodes, Run.instances says 450" in problems
@@ -265,9 +244,9 @@ def test_store_check_reports_a_damaged_run(demo, tmp_path):
     assert all(p.startswith("problem: run digits-test: ") for p in problems)
 
 
-def test_cut_off_wal_keeps_the_committed_part(demo, tmp_path):
+def test_cut_off_wal_keeps_the_committed_part(split_demo, tmp_path):
     path = str(tmp_path / "s.lbug")
-    shutil.copy(demo["store"], path)
+    shutil.copy(split_demo.store, path)
     kill = ("import os, signal, sys; from toolkit.store import open_store; s = open_store(sys.argv[1]); "
             "s.drop_run('digits-train'); s.drop_run('digits-test'); os.kill(os.getpid(), signal.SIGKILL)")
     assert subprocess.run([sys.executable, "-c", kill, path], cwd=ROOT).returncode == -signal.SIGKILL
@@ -285,7 +264,7 @@ def test_cut_off_wal_keeps_the_committed_part(demo, tmp_path):
 # --- Instance.row and npz files with their own split --------------------------------------------
 
 
-def test_npz_with_its_own_split_stores_source_rows(demo, tmp_path):
+def test_npz_with_its_own_split_stores_source_rows(split_demo, tmp_path):
     from loaders.datasets import load_dataset
     from loaders.ingest import ingest
     from sklearn.datasets import load_digits
@@ -294,7 +273,7 @@ def test_npz_with_its_own_split_stores_source_rows(demo, tmp_path):
     npz = tmp_path / "mine.npz"
     np.savez(npz, x_train=x[:300] / 16, y_train=y[:300], x_test=x[300:420] / 16, y_test=y[300:420])
     path = str(tmp_path / "s.lbug")
-    info = ingest(demo["model"], f"npz:{npz}", "test", run="mine-test", store=path)
+    info = ingest(split_demo.model, f"npz:{npz}", "test", run="mine-test", store=path)
     assert info["instances"] == 120
     with open_store(path, read_only=True) as s:
         got = s.read("MATCH (i:Instance) WHERE i.run = 'mine-test' RETURN i.idx AS idx, i.row AS row, i.label AS label "
@@ -326,14 +305,11 @@ def test_old_store_gains_instance_row(tmp_path):
 
 
 def test_maintenance_queries_match_pandas(tmp_path):
-    from tests.apd_graph import random_apd
     from toolkit.store.maintenance import rel_counts
-    from toolkit.store.schema import NODES, RELS
+    from toolkit.store.schema import RELS
 
-    frames = {run: random_apd(run, n=300 + 100 * k, L=3, seed=k) for k, run in enumerate(["a", "b"])}
     with open_store(str(tmp_path / "q.lbug")) as s:
-        for run, (nodes, rels) in frames.items():
-            s.write(run, nodes, rels, replace=list(NODES))
+        frames = {run: write_random_run(s, run, n=300 + 100 * k, L=3, seed=k) for k, run in enumerate(["a", "b"])}
         acts = pd.concat([rels["ACTIVATES"].assign(run=run) for run, (_, rels) in frames.items()])
         want = acts.groupby(["run", "layer"], as_index=False).size().rename(columns={"size": "edges"})
         pd.testing.assert_frame_equal(s.query("activates_counts"), want, check_dtype=False)
@@ -348,13 +324,13 @@ def test_maintenance_queries_match_pandas(tmp_path):
 # --- the guard ----------------------------------------------------------------------------------
 
 
-def test_guard_stops_a_write_past_the_memory_limit(demo, tmp_path, monkeypatch):
+def test_guard_stops_a_write_past_the_memory_limit(split_demo, tmp_path, monkeypatch):
     path = str(tmp_path / "s.lbug")
-    shutil.copy(demo["store"], path)
+    shutil.copy(split_demo.store, path)
     with open_store(path, read_only=True) as s:
         before = s.counts("digits-test")
     monkeypatch.setenv("APD_STORE_MAX_RSS", "1000000")  # 1 MB: any Python process is past it
-    result = apd("ingest", demo["model"], "--split", "test", "--run", "digits-test", "--store", path)
+    result = invoke("ingest", split_demo.model, "--split", "test", "--run", "digits-test", "--store", path)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: write stopped: process memory ")
     assert result.stderr.endswith("(APD_STORE_MAX_RSS)\n") and result.stderr.count("\n") == 1
@@ -396,12 +372,12 @@ def test_pending_recovery_on_an_unwritable_store_says_what_to_run(stores, tmp_pa
 
     monkeypatch.setattr(ladybug_store.LadybugStore, "_open", read_only_mount)
     monkeypatch.setattr(ladybug_store, "_writable", lambda p: False)
-    result = apd("runs", "--store", path)
+    result = invoke("runs", "--store", path)
     assert result.exit_code == 1
     assert result.stderr == (f"Error: store {path} holds an interrupted write that must be recovered, but it is not "
                              f"writable here: run `apd store check --store {path}` where it is writable (or on a "
                              "writable copy of all its files)\n")
     monkeypatch.undo()
-    result = apd("store", "check", "--store", path, "--json")  # where it is writable: recovers, then all whole
+    result = invoke("store", "check", "--store", path, "--json")  # where it is writable: recovers, then all whole
     assert result.exit_code == 0 and json_of(result)["problems"] == [], result.output + result.stderr
     assert "run big: an interrupted write was rolled back (its partial results were removed)" in result.stderr

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from loaders.forgetting import forgetting_events
 from loaders.models import load, load_model
 from loaders.train import snapshot_path, train
+from tests.cli import one_line_error
 from toolkit.cli import main
 from toolkit.errors import ApdError
 
@@ -148,8 +149,7 @@ def test_record_every_then_evolution_gives_the_per_epoch_table(apd, tmp_path):
     apd.json("ingest", str(out), "--run", "ev", "--device", "cpu")
     assert len(apd.json("evolution", "--run", "ev")) == 2
     assert apd.json("drop", "--run", "ev")["nodes_removed"] > 0
-    result = apd("evolution", "--run", "ev", ok=False)
-    assert result.exit_code == 1 and "has no recorded epochs" in result.stderr
+    one_line_error(apd("evolution", "--run", "ev", ok=False), "has no recorded epochs")
 
 
 def test_train_option_mistakes_are_one_line(apd, tmp_path):
@@ -159,10 +159,8 @@ def test_train_option_mistakes_are_one_line(apd, tmp_path):
         (["--momentum", "0.9"], "--momentum applies to --optimizer sgd only"),
         (["--record-every", "1", "--run", "bad name"], "run name 'bad name'"),
     ]:
-        result = apd("train", "--epochs", "1", "--out", str(tmp_path / "m.pt"), *args, ok=False)
-        assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    result = apd("evolution", ok=False)
-    assert result.exit_code == 1 and "exactly one of --runs GLOB" in result.stderr
+        one_line_error(apd("train", "--epochs", "1", "--out", str(tmp_path / "m.pt"), *args, ok=False), message)
+    one_line_error(apd("evolution", ok=False), "exactly one of --runs GLOB")
 
 
 def test_old_mlp_checkpoints_still_load(tmp_path):
