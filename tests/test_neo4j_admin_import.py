@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import Apd
+from tests.cli import Apd
 from tests.named_queries import RUN, params
 from tests.neo4j_server import missing_tools, neo4j_server
 from toolkit.store import open_store, queries
