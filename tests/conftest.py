@@ -16,6 +16,7 @@ tests/stores.py's `copy_store`).
 from __future__ import annotations
 
 import os
+import signal
 from typing import Callable, TypeVar
 
 import pytest
@@ -32,6 +33,11 @@ BACKENDS = ("lbug", "neo4j")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "embedded_only: runs on a LadybugDB file only; no Neo4j leg")
+    # A shell starts background jobs (`./.ci/run &`, nohup) with SIGINT ignored, and every
+    # child inherits that: the Ctrl-C tests' `apd` would then never see their SIGINT. A
+    # Python handler here becomes the default disposition in each child again.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):
