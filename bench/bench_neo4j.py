@@ -46,6 +46,29 @@ ADMIN = ROOT / "tools" / "neo4j" / "admin"
 
 # -- the client: one ingest in its own process ----------------------------------------------
 
+def recorded(shape: str, n: int, tmp: Path | None = None):
+    """The synthetic run, recorded: (recording, labels). "60k" is bench_ingest's worst case
+    (784 uniform features, 784-64-64-64-64-10); otherwise bench_stream's stream of 64
+    features from a memmap under `tmp`, so the data never sits whole in memory."""
+    import numpy as np
+    import torch
+
+    from loaders.models import build_mlp
+    from loaders.record import record
+
+    torch.manual_seed(0)
+    if shape == "60k":
+        x = np.random.default_rng(0).random((n, 784), dtype=np.float32)
+        model = build_mlp(784, [64, 64, 64, 64], 10).eval()
+    else:
+        x = np.lib.format.open_memmap(tmp / "x.npy", mode="w+", dtype=np.float32, shape=(n, 64))
+        rng = np.random.default_rng(0)
+        for s in range(0, n, 100_000):
+            x[s : s + 100_000] = rng.random((min(100_000, n - s), 64), dtype=np.float32)
+        model = build_mlp(64, [32, 32, 32, 32], 10).eval()
+    return record(model, x, batch_size=4096, device="cpu"), np.random.default_rng(1).integers(0, 10, n)
+
+
 def client(store: str, shape: str, instances: int, batch: int | None, repeats: int) -> dict:
     """Record a synthetic run and write it fresh into `store`, best of `repeats`; seconds and peak RSS."""
     import numpy as np
@@ -53,28 +76,15 @@ def client(store: str, shape: str, instances: int, batch: int | None, repeats: i
     import torch
 
     from loaders.ingest import build_frames, write_frames
-    from loaders.models import build_mlp
-    from loaders.record import record
     from toolkit.store import open_store
     import toolkit.store.neo4j as neo4j_store
 
     if batch:
         neo4j_store.BATCH = batch
-    torch.manual_seed(0)
     torch.set_num_threads(1)
     n = instances
     with tempfile.TemporaryDirectory() as tmp:
-        if shape == "60k":  # bench_ingest's worst case
-            x = np.random.default_rng(0).random((n, 784), dtype=np.float32)
-            model = build_mlp(784, [64, 64, 64, 64], 10).eval()
-        else:  # bench_stream's stream: the data never sits whole in memory
-            x = np.lib.format.open_memmap(Path(tmp) / "x.npy", mode="w+", dtype=np.float32, shape=(n, 64))
-            rng = np.random.default_rng(0)
-            for s in range(0, n, 100_000):
-                x[s : s + 100_000] = rng.random((min(100_000, n - s), 64), dtype=np.float32)
-            model = build_mlp(64, [32, 32, 32, 32], 10).eval()
-        y = np.random.default_rng(1).integers(0, 10, n)
-        rec = record(model, x, batch_size=4096, device="cpu")
+        rec, y = recorded(shape, n, Path(tmp))
         best_frames = best_write = float("inf")
         for k in range(repeats):
             target = store if store.startswith(("bolt://", "neo4j://")) else str(Path(store) / f"run{k}.lbug")
@@ -103,20 +113,15 @@ def pack(packer: str) -> dict:
     import io
 
     import numpy as np
-    import torch
     from neo4j._codec.packstream import v1
 
     from loaders.ingest import build_frames
-    from loaders.models import build_mlp
-    from loaders.record import record
     from toolkit.store import neo4j as neo4j_store
     from toolkit.store.schema import typed_nodes, typed_rels
 
-    torch.manual_seed(0)
     n = 60_000
-    x = np.random.default_rng(0).random((n, 784), dtype=np.float32)
-    rec = record(build_mlp(784, [64, 64, 64, 64], 10).eval(), x, batch_size=4096, device="cpu")
-    frames = build_frames(RUN, rec, np.random.default_rng(1).integers(0, 10, n), np.zeros(n, np.int64), np.zeros(n, bool))
+    rec, y = recorded("60k", n)
+    frames = build_frames(RUN, rec, y, np.zeros(n, np.int64), np.zeros(n, bool))
     steps = [("nodes", t, typed_nodes(t, f)) for t, f in frames["nodes"].items()]
     steps += [("rels", t, typed_rels(t, f)) for t, f in frames["rels"].items()]
     t0 = time.perf_counter()

@@ -62,8 +62,6 @@ def _index_problems(store: Store, run: str, table: str, uids: list[str]) -> list
     return []
 
 
-
-
 def _node_problems(run: str, table: str, frame: pd.DataFrame) -> list[str]:
     if not len(frame):
         return []

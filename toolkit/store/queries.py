@@ -66,8 +66,9 @@ def body(name: str, **identifiers: str | ColumnMap) -> str:
     if needed != set(identifiers):
         raise ValueError(f"{name}: placeholders {sorted(needed)} but got {sorted(identifiers)}")
     for key, value in identifiers.items():
-        names = value if isinstance(value, ColumnMap) else [value]
-        if not all(re.fullmatch(r"[A-Za-z_]\w*(, [A-Za-z_]\w*)*", v) for v in names):
+        ok = (all(re.fullmatch(r"[A-Za-z_]\w*", v) for v in value) if isinstance(value, ColumnMap)
+              else re.fullmatch(r"[A-Za-z_]\w*(, [A-Za-z_]\w*)*", value))
+        if not ok:
             raise ValueError(f"{name}: {key}={value!r} is not an identifier")
     quoted = {k: "{" + ", ".join(f"`{v}`: $c.`{v}`[i]" for v in vals) + "}" if isinstance(vals, ColumnMap)
               else ", ".join(f"`{v}`" for v in vals.split(", ")) for k, vals in identifiers.items()}
