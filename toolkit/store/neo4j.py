@@ -25,8 +25,8 @@ from toolkit.store import neo4j_config, pending, queries
 from toolkit.store.base import Store, StoreError, plain_strings
 from toolkit.store.schema import ALL_NODES, NODES, RELS
 
-# Rows per write transaction: the fastest of 5k-50k in bench/bench_neo4j.py (README), and the
-# server's heap grows with it (a 1M-instance write peaks under 800 MB of a 1 GB heap).
+# Rows per write transaction: the fastest of 5k-50k in bench/bench_neo4j.py (README); a
+# 1M-instance write in such batches peaks under 800 MB of a 1 GB server heap.
 BATCH = 10_000
 # The driver logs connection failures itself; ours is the one line the user sees.
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
