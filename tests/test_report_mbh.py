@@ -141,5 +141,5 @@ def test_report_with_blanket_renders_in_headless_chromium(mbh, tmp_path):
     seen = render(out, tmp_path / "report.png")
     assert seen["console_errors"] == [] and seen["exceptions"] == [] and seen["remote_requests"] == []
     assert seen["sections"] == ["sankey", "patterns", "flows", "hardness", "plane"]
-    assert len(seen["charts"]) == 6 and all(c["svg"] and c["marks"] > 20 for c in seen["charts"])
+    assert len(seen["charts"]) == 5 and all(c["svg"] and c["marks"] > 20 for c in seen["charts"])
     assert len(seen["images"]) == 1 and seen["images"][0]["complete"] and seen["images"][0]["width"] > 100
