@@ -200,3 +200,19 @@ def test_report_renders_in_headless_chromium(apd, demo_store, tmp_path):
     assert seen["images"] and all(i["complete"] and i["width"] > 100 for i in seen["images"])
     shot = (tmp_path / "report.png").read_bytes()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 50_000
+
+
+def test_snapshot_runs_in_numeric_epoch_order_with_the_reports_run(store):
+    """Epochs sort as numbers (10 after 9), the report's own run takes its epoch's place even
+    when the glob misses it, and runs the glob does not name stay out."""
+    from tests.apd_graph import write_run
+    from toolkit.viz.report import snapshot_runs
+
+    rng = np.random.default_rng(0)
+    patterns, label = rng.integers(0, 3, (30, 2)), rng.integers(0, 3, 30)
+    for run, epoch in (("m@e10", 10), ("m@e9", 9), ("m@e2", 2), ("final", 5), ("other", 1)):
+        write_run(store, run, patterns, label, label, epoch=epoch)
+    assert snapshot_runs(store, "m@e*") == ["m@e2", "m@e9", "m@e10"]
+    assert snapshot_runs(store, "m@e*", also="final") == ["m@e2", "final", "m@e9", "m@e10"]
+    with pytest.raises(Exception, match="no run matches 'zz\\*'"):
+        snapshot_runs(store, "zz*", also="final")
