@@ -73,3 +73,27 @@ def test_plot_plane_errors(apd, demo_store, tmp_path, monkeypatch, args, message
     one_line_error(apd("plot", "plane", "--run", RUN, *args, ok=False), message)
     assert not list(tmp_path.rglob("plane*"))
     one_line_error(apd("plot", "plane", "--run", "nope", "--anchors", "0,1,2", "--out", "p.png", ok=False), "nope")
+
+
+@pytest.mark.parametrize("corner", [(0.99, 0.99), (0.01, 0.01), (0.99, 0.01), (0.01, 0.99)])
+def test_title_and_anchor_labels_are_never_clipped(corner):
+    """A long title wraps and anchor labels near any edge of the box face its centre: every
+    text's drawn extent lies inside the figure (and the labels inside the box)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+    part = partition(model, plane_from_anchors(*np.random.default_rng(0).normal(size=(3, 4))))
+    umin, umax, vmin, vmax = part.plane.box
+    uv = np.array([[umin + corner[0] * (umax - umin), vmin + corner[1] * (vmax - vmin)]] * 2)
+    title = "MBH plane fashion-mnist-test-with-a-long-name:plane:000 through instances [1234, 5678, 9012] " * 2
+    fig = plane_picture(part, uv, ["#98765 (label 7, a long anchor label)", "#1"], title=title, size=5, dpi=100)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box, page = fig.axes[0].get_window_extent(), fig.bbox
+    texts = [t for t in fig.axes[0].texts]
+    assert len(texts) == 2 and "\n" in fig.axes[0].title.get_text()
+    for t in [fig.axes[0].title, *texts]:
+        e = t.get_window_extent(renderer)
+        assert page.x0 <= e.x0 and e.x1 <= page.x1 and page.y0 <= e.y0 and e.y1 <= page.y1, (t.get_text(), e)
+    for t in texts:
+        e = t.get_window_extent(renderer)
+        assert box.x0 <= e.x0 and e.x1 <= box.x1 and box.y0 <= e.y0 and e.y1 <= box.y1, t.get_text()

@@ -1,6 +1,7 @@
 """`apd report`, the Sankey counts, and the report rendered in a real (headless) browser."""
 from __future__ import annotations
 
+import re
 
 import numpy as np
 import pandas as pd
@@ -77,11 +78,39 @@ def test_sankey_caps_columns_with_an_other_bucket():
     pred = rng.integers(0, 10, 1000)
     d = sankey_data(patterns, pred, rng.random(1000) < 0.9, max_nodes=6)
     assert np.bincount(d.column).tolist() == [6, 6, 6]
-    assert d.other.sum() == 3 and d.label[0] == "L1 5" and d.size[0] == (patterns[:, 0] == 5).sum()
+    assert d.other.sum() == 3 and d.label[0] == "L1 #1" and d.size[0] == (patterns[:, 0] == 5).sum()
+    assert d.full[0] == "pattern 5" and not d.by_pred.any()  # the rest is not most of a column: one "other"
     top = pd.Series(patterns[:, 1]).value_counts().sort_values(ascending=False, kind="stable")
     col1 = d.size[d.column == 1]
     assert col1[-1] == 1000 - np.sort(top.to_numpy())[::-1][:5].sum()  # "other" = the rest
     assert np.bincount(d.column, weights=d.size).tolist() == [1000] * 3
+
+
+def test_nearly_unique_columns_are_pooled_per_predicted_label():
+    """A wide net: every instance its own layer-1 pattern, a few shared layer-2 patterns. The
+    rest of a capped column goes to one "other" node per predicted label (counts by pandas),
+    no single-instance pattern is drawn, and nodes sit by majority predicted label."""
+    rng = np.random.default_rng(1)
+    n = 400
+    pred = rng.integers(0, 4, n)
+    patterns = np.column_stack([np.arange(n), np.where(np.arange(n) < 60, np.arange(n) % 6, 1000 + np.arange(n))])
+    d = sankey_data(patterns, pred, rng.random(n) < 0.8, max_nodes=8)
+    assert d.own.tolist() == [n, n - 60] and d.by_pred[:2].tolist() == [True, True]
+    col0 = d.column == 0
+    assert d.other[col0].all() and [d.label[i] for i in np.flatnonzero(col0)] == [
+        f"L1 other (pred {c})" for c in range(4)]
+    assert d.size[col0].tolist() == pd.Series(pred).value_counts().sort_index().tolist()
+    col1 = np.flatnonzero(d.column == 1)
+    kept = col1[~d.other[col1]]
+    assert [d.label[i] for i in kept] == ["L2 #1", "L2 #2", "L2 #3", "L2 #4"]  # 8 nodes - 4 per-label pools
+    assert d.size[kept].tolist() == [10] * 4 and d.size[col1].sum() == n
+    pooled = pd.Series(pred[patterns[:, 1] >= 4]).value_counts().sort_index()
+    assert d.size[col1[d.other[col1]]].tolist() == pooled.tolist()
+    assert (d.purity[col0] == 1).all() and d.major[col0].tolist() == [0, 1, 2, 3]
+    from toolkit.viz.sankey import node_positions
+
+    _, y = node_positions(d)
+    assert (np.diff(y[col0]) > 0).all()  # pred 0's pool at the top, pred 3's at the bottom
 
 
 @pytest.mark.embedded_only  # the demo store is a LadybugDB file; the Neo4j leg would run the same
@@ -95,7 +124,9 @@ def test_report_on_the_demo_store(apd, demo_store, tmp_path):
     assert info["sankey"][0]["instances"] == info["instances"]
     assert "skipped" not in info["plane"] and info["plane"]["regions"] > 100
     page = out.read_text()
-    assert page.count('class="plotly-graph-div"') == 6
+    assert page.count('class="plotly-graph-div"') == 5  # a test split: no forgetting chart, a sentence instead
+    assert "No forgetting events of true label 4: forgetting is tracked on the train split; this run is digits/test" in page
+    assert "None" not in re.sub(r"<script.*?</script>", "", page, flags=re.S)
     assert page.count("define(\"plotly\"") <= 1 and "<script src=" not in page  # plotly.js inlined once, no CDN
     assert 'src="data:image/png;base64,' in page
     assert info["bytes"] == out.stat().st_size and 3e6 < info["bytes"] < 12e6
@@ -118,7 +149,8 @@ def test_unsplit_run_gets_the_same_clusters_in_memory(apd, demo_store, tmp_path)
     per_size = inst.groupby("size")[["instances", "errors", "forgetting"]].sum()
     for col in ("instances", "errors", "forgetting"):
         total = per_size[col].sum()
-        want = int(per_size.index[(per_size[col].cumsum() >= 0.9 * total).to_numpy().argmax()]) if total else None
+        want = (int(per_size.index[(per_size[col].cumsum() >= 0.9 * total).to_numpy().argmax()]) if total
+                else "no forgetting events" if col == "forgetting" else f"no {col}")
         assert after["points_90"][f"size_90_{col}"] == want, col
     assert after["points_90"]["size_90_errors"] > 1  # not only singletons hold the errors
 
@@ -162,9 +194,25 @@ def test_report_renders_in_headless_chromium(apd, demo_store, tmp_path):
     assert seen["console_errors"] == [] and seen["exceptions"] == []
     assert seen["remote_requests"] == []  # offline: nothing fetched
     assert seen["sections"] == ["sankey", "patterns", "flows", "hardness", "plane"]
-    assert len(seen["charts"]) == 6
+    assert len(seen["charts"]) == 5
     for chart in seen["charts"]:
         assert chart["svg"] and chart["marks"] > 20 and chart["width"] > 100 and chart["height"] > 100, chart
     assert seen["images"] and all(i["complete"] and i["width"] > 100 for i in seen["images"])
     shot = (tmp_path / "report.png").read_bytes()
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 50_000
+
+
+def test_snapshot_runs_in_numeric_epoch_order_with_the_reports_run(store):
+    """Epochs sort as numbers (10 after 9), the report's own run takes its epoch's place even
+    when the glob misses it, and runs the glob does not name stay out."""
+    from tests.apd_graph import write_run
+    from toolkit.viz.report import snapshot_runs
+
+    rng = np.random.default_rng(0)
+    patterns, label = rng.integers(0, 3, (30, 2)), rng.integers(0, 3, 30)
+    for run, epoch in (("m@e10", 10), ("m@e9", 9), ("m@e2", 2), ("final", 5), ("other", 1)):
+        write_run(store, run, patterns, label, label, epoch=epoch)
+    assert snapshot_runs(store, "m@e*") == ["m@e2", "m@e9", "m@e10"]
+    assert snapshot_runs(store, "m@e*", also="final") == ["m@e2", "final", "m@e9", "m@e10"]
+    with pytest.raises(Exception, match="no run matches 'zz\\*'"):
+        snapshot_runs(store, "zz*", also="final")

@@ -141,5 +141,23 @@ def test_report_with_blanket_renders_in_headless_chromium(mbh, tmp_path):
     seen = render(out, tmp_path / "report.png")
     assert seen["console_errors"] == [] and seen["exceptions"] == [] and seen["remote_requests"] == []
     assert seen["sections"] == ["sankey", "patterns", "flows", "hardness", "plane"]
-    assert len(seen["charts"]) == 6 and all(c["svg"] and c["marks"] > 20 for c in seen["charts"])
+    assert len(seen["charts"]) == 5 and all(c["svg"] and c["marks"] > 20 for c in seen["charts"])
     assert len(seen["images"]) == 1 and seen["images"][0]["complete"] and seen["images"][0]["width"] > 100
+
+
+
+def test_a_blanket_covering_no_region_is_said_not_drawn_grey(mbh, tmp_path, monkeypatch):
+    """A class whose blanket covers none of the plane (every class's here covers some: the
+    blanket is emptied by hand) gets a caption saying so, and no red-and-grey "s = 1.000"."""
+    import toolkit.mbh.runs
+    from toolkit.viz.report import build_report
+
+    apd, _ = mbh
+    monkeypatch.setattr(toolkit.mbh.runs, "class_blanket",
+                        lambda store, run, part, *a, **k: (np.zeros(part.count, dtype=bool), 1.0))
+    path = tmp_path / "r.html"
+    with open_store(apd.store_path, read_only=True) as s:
+        info = build_report(s, "d", path, label=3, instances=50, device="cpu")
+    page = path.read_text()
+    assert "Class 3 has no blanket region on this plane at coverage 0.8" in page
+    assert not CAPTION.findall(page) and info.plane["blanket"]["s_drawn"] == 1.0

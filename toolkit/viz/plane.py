@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,8 +87,13 @@ def plane_picture(part: Partition, anchors_uv: np.ndarray, anchor_text: list[str
                   s: float | None = None, title: str = "", size: float = 6.5, dpi: int = 120) -> Figure:
     """Regions coloured one by one (grey outside the blanket when a bool mask over the regions
     is given, red inside), the decision boundary in black, the anchors marked."""
-    fig = plt.figure(figsize=(size, size), dpi=dpi)
-    ax = fig.add_axes((0.04, 0.04, 0.92, 0.88))
+    head = title or f"{part.count} regions"
+    if s is not None:
+        head += f"  (blanket in red, s = {s:.3f})"
+    head = textwrap.fill(head, int(size * 13))  # wrapped, and the figure grows per extra line: never clipped
+    height = size + 0.18 * head.count("\n")
+    fig = plt.figure(figsize=(size, height), dpi=dpi)
+    ax = fig.add_axes((0.04, 0.04 * size / height, 0.92, 0.88 * size / height))
     n = part.count
     if blanket is None:
         colours = style.region_colours(n)
@@ -103,18 +109,17 @@ def plane_picture(part: Partition, anchors_uv: np.ndarray, anchor_text: list[str
         ax.add_collection(LineCollection(part.decision.segments.numpy(), colors=style.BOUNDARY, linewidths=1.0))
     uv = np.asarray(anchors_uv, dtype=float)
     ax.scatter(uv[:, 0], uv[:, 1], s=46, c="white", edgecolors="black", linewidths=1.2, zorder=3)
-    for (u, v), text in zip(uv, anchor_text):
-        ax.annotate(text, (u, v), xytext=(5, 5), textcoords="offset points", fontsize=9, zorder=4,
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
     umin, umax, vmin, vmax = part.plane.box
+    for (u, v), text in zip(uv, anchor_text):  # the label on the side facing the box's centre: never clipped
+        right, top = u > (umin + umax) / 2, v > (vmin + vmax) / 2
+        ax.annotate(text, (u, v), xytext=(-6 if right else 6, -6 if top else 6), textcoords="offset points",
+                    ha="right" if right else "left", va="top" if top else "bottom", fontsize=9, zorder=4,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
     ax.set_xlim(umin, umax)
     ax.set_ylim(vmin, vmax)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    head = title or f"{n} regions"
-    if s is not None:
-        head += f"  (blanket in red, s = {s:.3f})"
     ax.set_title(head, fontsize=10)
     return fig
 

@@ -11,6 +11,7 @@ import html
 import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -66,38 +67,78 @@ def choose_instances(data: RunPatterns, label: int | None, instances: int, seed:
     return rows
 
 
-def pattern_names(data: RunPatterns) -> np.ndarray:
-    """Short text per pattern id: the first 6 characters of its key (ids index the sorted keys)."""
-    return np.array([k[:6] for k in np.unique(data.frame["key"].to_numpy().astype(str))], dtype=object)
+NO_FORGETTING = "no forgetting events"
 
 
-def snapshot_runs(store: Store, glob: str) -> list[str]:
-    """Runs matching `glob`, ordered by epoch then name."""
+@dataclass(frozen=True)
+class SankeyPatterns:
+    """What the Sankey draws per layer: pattern ids [n, L] aligned with a run's rows, the
+    full name (hover) of each id per layer, and a few words saying what they are."""
+
+    ids: np.ndarray
+    names: list[np.ndarray]
+    what: str
+
+
+# (store, run, its patterns) -> what its Sankey draws. The default draws the exact patterns; a
+# caller passes another (e.g. a coarse APD over chosen neurons) to `build_report(patterns=...)`.
+PatternSource = Callable[[Store, str, RunPatterns], SankeyPatterns]
+
+
+def pattern_keys(data: RunPatterns) -> np.ndarray:
+    """The full key of every pattern id (ids index the sorted keys)."""
+    return np.unique(data.frame["key"].to_numpy().astype(str)).astype(object)
+
+
+def exact_patterns(store: Store, run: str, data: RunPatterns) -> SankeyPatterns:
+    """The run's exact activation patterns, named by their keys."""
+    return SankeyPatterns(data.patterns, [pattern_keys(data)] * data.patterns.shape[1], "exact patterns")
+
+
+def snapshot_runs(store: Store, glob: str, also: str | None = None) -> list[str]:
+    """Runs matching `glob` (and `also`, the report's own run), ordered by epoch then name.
+
+    The epoch is the Run node's (an ingested snapshot takes it from its checkpoint); runs
+    without one come last. Sorted as numbers, so epoch 10 follows epoch 9."""
     runs = store.query("runs")
-    chosen = runs[[fnmatchcase(r, glob) for r in runs["run"]]]
-    if chosen.empty:
+    chosen = runs[[fnmatchcase(r, glob) or r == also for r in runs["run"]]]
+    if not chosen["run"].map(lambda r: fnmatchcase(r, glob)).any():
         raise ApdError(f"no run matches {glob!r} (`apd runs` lists them)")
-    return chosen.sort_values(["epoch", "run"])["run"].tolist()
+    epoch = pd.to_numeric(chosen["epoch"], errors="coerce")
+    return chosen.assign(epoch=epoch).sort_values(["epoch", "run"], na_position="last")["run"].tolist()
 
 
-def sankey_section(store: Store, run: str, data: RunPatterns, rows: np.ndarray, runs: list[str],
-                   max_nodes: int) -> tuple[Section, list[dict]]:
-    """One Sankey per run over the same instances (matched by idx across snapshot runs)."""
-    parts, info = [], []
-    chosen_idx = data.idx[rows]
-    for name in runs:
-        d = data if name == run else read_patterns(store, name)
+def sankey_section(store: Store, run: str, datas: dict[str, RunPatterns], rows: np.ndarray, max_nodes: int,
+                   patterns: PatternSource = exact_patterns) -> tuple[Section, list[dict]]:
+    """One Sankey per run of `datas` (in its order) over the same instances, matched by idx
+    across snapshot runs; nodes ordered alike in every panel (see toolkit/viz/sankey.py)."""
+    parts, info, nearly = [], [], []
+    chosen_idx = datas[run].idx[rows]
+    what = ""
+    for name, d in datas.items():
         sel = rows if name == run else np.flatnonzero(np.isin(d.idx, chosen_idx))
         if len(sel) != len(rows):
             raise ApdError(f"run {name!r} lacks some of the chosen instances of {run!r}: re-ingest it")
-        names = pattern_names(d)
-        s = sankey.sankey_data(d.patterns[sel], d.pred[sel], d.correct[sel], [names] * d.patterns.shape[1], max_nodes)
+        drawn = patterns(store, name, d)
+        what = drawn.what
+        s = sankey.sankey_data(drawn.ids[sel], d.pred[sel], d.correct[sel], drawn.names, max_nodes)
         parts.append((name, s))
-        info.append({"run": name, "nodes": len(s.label), "links": len(s.value), "instances": int(len(sel))})
-    fig = sankey.sankey_figure(parts)
-    note = (f"{len(rows)} instances; at most {max_nodes} nodes per column (the rest pooled as \"other\"); "
-            "link colour from blue (no errors) to red (all errors).")
-    return Section("sankey", "APD Sankey", _fig(fig), note), info
+        hidden = s.column < len(s.own)
+        other = float(s.size[hidden & s.other].sum() / max(len(sel) * len(s.own), 1))
+        info.append({"run": name, "nodes": len(s.label), "links": len(s.value), "instances": int(len(sel)),
+                     "nodes_per_column": np.bincount(s.column).tolist(), "other_share": round(other, 4),
+                     "own_pattern": s.own.tolist(), "other_by_pred": s.by_pred[:-1].tolist()})
+        nearly += [f"{name} layer {j + 1}: {int(o)} of {len(sel)}" for j, o in enumerate(s.own)
+                   if s.by_pred[j]]
+    note = (f"{len(rows)} instances, {what}; at most {max_nodes} nodes per column: patterns of one instance and "
+            "the smallest are pooled as \"other\"; nodes ordered by their majority predicted label, then size, "
+            "in every panel. Labels rank patterns by size (L1 #1 is layer 1's largest); the full key, instances, "
+            "errors and purity are on hover; link colour from blue (no errors) to red (all errors).")
+    if nearly:
+        note += (" Patterns are nearly unique here (a wide net: nearly every instance has a pattern of its own; "
+                 "instances with their own pattern: " + "; ".join(nearly) + "), so the rest is pooled per "
+                 "predicted label rather than into one \"other\" block.")
+    return Section("sankey", "APD Sankey", _fig(sankey.sankey_figure(parts)), note), info
 
 
 def hardness_frame(store: Store, run: str, data: RunPatterns) -> tuple[pd.DataFrame, bool]:
@@ -114,8 +155,10 @@ def hardness_frame(store: Store, run: str, data: RunPatterns) -> tuple[pd.DataFr
 def build_report(store: Store, run: str, out: str | os.PathLike, label: int | None = None, instances: int = 500,
                  runs: str | None = None, max_nodes: int = 30, seed: int = 0, anchors: list[int] | None = None,
                  coverage: float | None = None, data_dir: str | os.PathLike | None = None, device: str = "auto",
-                 progress: bool = False) -> ReportInfo:
-    """Write the report of `run` to `out` (through a temporary file) and say what it holds."""
+                 progress: bool = False, patterns: PatternSource = exact_patterns) -> ReportInfo:
+    """Write the report of `run` to `out` (through a temporary file) and say what it holds.
+
+    `patterns` says what the Sankey draws per run (default: the exact patterns)."""
     path = output_file(out, (".html", ".htm"))
     resolve_device(device)  # a bad --device is refused, not turned into a "No plane picture" note
     all_runs = store.query("runs").set_index("run", drop=False)
@@ -131,30 +174,33 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
     rows = choose_instances(data, label, instances, seed)
     measured = store.query("plane_blankets", run=run)  # `apd mbh` results: s per plane and blanket
     cover = blanket_coverage(measured, coverage)
-    snapshots = snapshot_runs(store, runs) if runs else [run]
-    if run not in snapshots:
-        snapshots = [run, *snapshots]
+    snapshots = snapshot_runs(store, runs, also=run) if runs else [run]
     other = [r for r in snapshots if tuple(all_runs.loc[r, ["dataset", "split"]]) != (meta["dataset"], meta["split"])]
     if other:
         raise ApdError(f"--runs: {', '.join(other)} not on {meta['dataset']}/{meta['split']} like {run!r}; "
                        "side-by-side Sankeys need snapshots of one split")
     steps = tqdm(total=5, desc="report", disable=not progress)
     sections = []
+    of = f" of true label {label}" if label is not None else ""
+    datas = {r: data if r == run else read_patterns(store, r) for r in snapshots}
 
-    sec, sankey_info = sankey_section(store, run, data, rows, snapshots, max_nodes)
+    sec, sankey_info = sankey_section(store, run, datas, rows, max_nodes, patterns)
     sections.append(sec)
     steps.update()
 
-    counts = store.query("pattern_counts", runs=snapshots)
-    order = {r: i for i, r in enumerate(snapshots)}
-    counts = counts.sort_values(["run", "layer"], key=lambda c: c.map(order) if c.name == "run" else c)
-    sections.append(Section("patterns", "Distinct patterns per layer", _fig(charts.patterns_per_layer(counts))))
+    counts = _pattern_counts(store, datas, label)
+    n_of = int((data.label == label).sum()) if label is not None else len(data.idx)
+    sections.append(Section("patterns", "Distinct patterns per layer", _fig(charts.patterns_per_layer(counts, n_of)),
+                            f"Distinct patterns among the instances{of} (dashed: their number; patterns near it "
+                            "mean nearly every instance has a pattern of its own)."))
     steps.update()
 
     layers = parse_layers(None, data.patterns.shape[1])
     flows = query_flows(store, run, layers, 1, label)
-    sections.append(Section("flows", "Flows", _fig(charts.flows_chart(flows)),
-                            f"{len(flows)} flows over layers {layers}; {int(flows['errors'].sum())} errors."))
+    flow_note = (f"{len(flows)} flows{of} over layers {layers}; {int(flows['errors'].sum())} errors; "
+                 f"{int((flows['strength'] == 1).sum())} flows hold a single instance. Flows counted per bin "
+                 "(no marker hides another); hover for instances and errors.")
+    sections.append(Section("flows", "Flows", _fig(charts.flows_chart(flows)), flow_note))
     steps.update()
 
     inst, stored = hardness_frame(store, run, data)
@@ -163,12 +209,23 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
     sizes = charts.size_table(inst)
     cum, points = charts.cumulative_chart(sizes)
     where = "from the graph" if stored else "computed in memory (the run is not split; nothing written)"
-    sections.append(Section("hardness", "Cluster sizes, errors and forgetting",
-                            _fig(charts.cluster_sizes_chart(inst)) + _fig(charts.forgetting_chart(inst)) + _fig(cum),
-                            f"Final clusters of backward splitting, {where}. 90% points: "
-                            + ", ".join(f"{k.split('_')[-1]} {v}" for k, v in points.items())
-                            + ("" if inst["forgetting"].sum() else
-                               ". No forgetting events in this run (training tracks them on the train split).")))
+    figs = _fig(charts.cluster_sizes_chart(inst))
+    if inst["forgetting"].sum():
+        figs += _fig(charts.forgetting_chart(inst))
+        forgetting = ""
+    elif meta["split"] == "train":
+        forgetting = f" No forgetting events{of} recorded in this run ({meta['dataset']}/{meta['split']})."
+    else:
+        forgetting = (f" No forgetting events{of}: forgetting is tracked on the train split; this run is "
+                      f"{meta['dataset']}/{meta['split']}.")
+    points = {k: v if v is not None else f"no {k.split('_')[-1]}" + (" events" if k.endswith("forgetting") else "")
+              for k, v in points.items()}
+    said = ", ".join(f"{k.split('_')[-1]} in clusters of size <= {v}" if isinstance(v, int) else v
+                     for k, v in points.items())
+    sections.append(Section("hardness", "Cluster sizes, errors and forgetting", figs + _fig(cum),
+                            f"Final clusters of backward splitting (of the whole run), {where}"
+                            + (f"; drawn: the instances{of}" if label is not None else "") + ". "
+                            f"90% points: {said}.{forgetting}"))
     steps.update()
 
     plane_info, sec = _plane_section(store, run, data, label, anchors, measured, cover, data_dir, device)
@@ -185,6 +242,17 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
         tmp.unlink(missing_ok=True)
     return ReportInfo(str(path), path.stat().st_size, run, int(len(rows)), [s.key for s in sections],
                       sankey_info, points, plane_info)
+
+
+def _pattern_counts(store: Store, datas: dict[str, RunPatterns], label: int | None) -> pd.DataFrame:
+    """Distinct patterns per run and layer (columns run, layer, patterns): the graph's counts
+    for whole runs, counted in memory among the instances of true label `label` otherwise."""
+    if label is None:
+        order = {r: i for i, r in enumerate(datas)}
+        counts = store.query("pattern_counts", runs=list(datas))
+        return counts.sort_values(["run", "layer"], key=lambda c: c.map(order) if c.name == "run" else c)
+    return pd.DataFrame([{"run": r, "layer": j + 1, "patterns": len(np.unique(d.patterns[d.label == label, j]))}
+                         for r, d in datas.items() for j in range(d.patterns.shape[1])])
 
 
 def _plane_section(store: Store, run: str, data: RunPatterns, label: int | None, anchors: list[int] | None,
@@ -207,6 +275,8 @@ def _plane_section(store: Store, run: str, data: RunPatterns, label: int | None,
     note = f"{rp.part.count} activation regions (one colour each), decision boundary in black."
     if not measured.empty:
         note += " Blankets (`apd mbh`) are drawn on the run's stored MBH plane when --anchors is not given."
+    if label is not None and anchors is None:
+        note += f" The plane passes through instances of true label {label} and others; its regions are the whole model's."
     return info, Section("plane", "Plane partition", _img(fig, "plane partition"), note)
 
 
@@ -249,10 +319,19 @@ def _blanket_section(store: Store, run: str, measured: pd.DataFrame, label: int 
     except ApdError as exc:
         return {"skipped": str(exc)}, Section("plane", "Plane partition", "", f"No plane picture: {exc}")
     text = [f"#{i} (label {y})" for i, y in zip(rp.anchors, rp.anchor_labels)]
-    fig = plane.plane_picture(rp.part, rp.anchors_uv, text, blanket=mask, s=s,
-                              title=f"MBH plane {first} through instances {rp.anchors}")
-    caption = (f"Blanket of class {cls} at coverage {cov:g} ({row['greedy']} greedy) in red: "
-               f"s = {s:.4f} on this plane, as stored in the graph by `apd mbh`.")
+    title = f"MBH plane {first} through instances {rp.anchors}"
+    missing = ""
+    if label is not None and label != cls:
+        missing = f"Class {label} has no blanket at coverage {cov:g} on this plane. "
+    if mask.any():
+        fig = plane.plane_picture(rp.part, rp.anchors_uv, text, blanket=mask, s=s, title=title)
+        caption = (f"{missing}Blanket of class {cls} at coverage {cov:g} ({row['greedy']} greedy) in red: "
+                   f"s = {s:.4f} on this plane, as stored in the graph by `apd mbh`.")
+    else:  # nothing to draw in red: say so rather than an all-grey picture titled "s = 1.000"
+        fig = plane.plane_picture(rp.part, rp.anchors_uv, text, title=title)
+        caption = (f"{missing}Class {cls} has no blanket region on this plane at coverage {cov:g} "
+                   f"({row['greedy']} greedy): its blanket covers none of the plane's regions "
+                   f"(s = {s:.4f} as stored by `apd mbh`); regions drawn in their own colours.")
     body = (f'<figure>{_img(fig, "plane partition with blanket")}'
             f'<figcaption class="blanket" data-class="{cls}" data-coverage="{cov!r}" data-s="{s!r}">'
             f"{html.escape(caption)}</figcaption></figure>")
@@ -290,13 +369,16 @@ table.meta td{padding:2px 12px 2px 0}.note{color:#555;font-size:13px}img.plane{m
 def _page(run: str, meta: pd.Series, data: RunPatterns, rows: np.ndarray, label: int | None,
           sections: list[Section]) -> str:
     """The HTML page: header table, then the sections; plotly.js inlined once, before any chart."""
-    acc = float(np.mean(data.correct))
-    chosen = f"true label {label}, " if label is not None else ""
+    mine = data.label == label if label is not None else np.ones(len(data.idx), dtype=bool)
+    of = f" (true label {label}; run: {len(data.idx)})" if label is not None else ""
     facts = [("model", f"{meta['arch']} ({meta['model']})"), ("dataset", f"{meta['dataset']} / {meta['split']}"),
-             ("epoch", meta["epoch"]), ("accuracy", f"{acc:.4f}"), ("instances", f"{len(data.idx)}"),
-             ("drawn", f"{chosen}{len(rows)} instances"),
-             ("patterns per layer", " / ".join(str(len(np.unique(data.patterns[:, j])))
-                                               for j in range(data.patterns.shape[1])))]
+             ("epoch", meta["epoch"]), ("accuracy", f"{np.mean(data.correct[mine]):.4f}"
+                                        + (f" (true label {label}; run: {np.mean(data.correct):.4f})" if label
+                                           is not None else "")),
+             ("instances", f"{int(mine.sum())}{of}"), ("drawn in the Sankey", f"{len(rows)} instances"),
+             ("patterns per layer", " / ".join(str(len(np.unique(data.patterns[mine, j])))
+                                               for j in range(data.patterns.shape[1]))
+              + (f" (true label {label})" if label is not None else ""))]
     head = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     js = _plotly_js()
     body = "".join(

@@ -1,0 +1,107 @@
+"""`apd report` on a wide net, where nearly every instance has a pattern of its own (as on a
+784-300-100 Fashion-MNIST MLP): every chart still says something, checked from the figures'
+data embedded in the page (not its pixels), and the page renders in headless Chromium.
+
+The fixture is the 64-300-100-10 MLP on digits (3 epochs, offline, seconds): like the
+784-300-100 net its first layer gives every test instance its own pattern, which is what
+made the report degenerate; the input width does not matter to any chart.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tests.browser import CHROMIUM, render
+from tests.cli import Apd
+from toolkit.apd.runs import read_patterns
+from toolkit.store import open_store
+
+pytestmark = pytest.mark.embedded_only  # the session's digits stores are LadybugDB files
+
+
+@pytest.fixture(scope="module")
+def wide(digits_run, tmp_path_factory):
+    """The wide run `d`, its report (all 450 test instances drawn) and the figures in the page."""
+    built = digits_run(hidden=(300, 100), epochs=3)
+    out = tmp_path_factory.mktemp("wide-report") / "r.html"
+    info = Apd(built.store).json("report", "--run", "d", "--out", str(out), "--instances", "0", "--device", "cpu")
+    page = out.read_text()
+    with open_store(built.store, read_only=True) as s:
+        data = read_patterns(s, "d")
+    return info, page, figures(page), data, out
+
+
+def figures(page: str) -> dict[str, list[dict]]:
+    """Per section id, the plotly traces of its charts as embedded in the page (Plotly.newPlot's data)."""
+    out: dict[str, list[dict]] = {}
+    for sec in re.finditer(r'<section id="(\w+)">(.*?)</section>', page, re.S):
+        for call in re.finditer(r'Plotly\.newPlot\(\s*"[^"]+",\s*', sec.group(2)):
+            traces, _ = json.JSONDecoder().raw_decode(sec.group(2), call.end())
+            out.setdefault(sec.group(1), []).append(traces)
+    return out
+
+
+def values(v) -> np.ndarray:
+    """A trace's array as plotly embeds it: a list, or a typed array {dtype, bdata (base64)[, shape]}."""
+    if isinstance(v, dict):
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        return a.reshape([int(k) for k in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v)
+
+
+def test_the_fixture_is_wide(wide):
+    _, _, _, data, _ = wide
+    own = [len(np.unique(data.patterns[:, j])) / len(data.idx) for j in range(2)]
+    assert own[0] > 0.95, own  # nearly every instance its own layer-1 pattern, as on Fashion-MNIST
+
+
+def test_sankey_pools_per_predicted_label_and_says_why(wide):
+    info, page, figs, data, _ = wide
+    (sankey,) = figs["sankey"][0]
+    nodes = sankey["node"]
+    instances = np.array([c[1] for c in nodes["customdata"]])
+    n = len(data.idx)
+    layer1 = [i for i, t in enumerate(nodes["label"]) if t.startswith("L1 ")]
+    assert instances[layer1].sum() == n and instances[layer1].max() < 0.5 * n  # no "other" is the column
+    assert all(re.fullmatch(r"L1 (#\d+|other \(pred \d+\))", nodes["label"][i]) for i in layer1)
+    keys = np.unique(data.frame["key"].astype(str))
+    assert {c[0] for i, c in enumerate(nodes["customdata"]) if nodes["label"][i].startswith("L2 #")} <= {
+        f"pattern {k}" for k in keys}  # the full key on hover
+    assert info["sankey"][0]["other_by_pred"][0] and "Patterns are nearly unique here" in page
+    assert info["sankey"][0]["own_pattern"][0] == int((np.unique(data.patterns[:, 0], return_counts=True)[1] == 1).sum())
+
+
+def test_flows_and_cluster_sizes_have_several_bins(wide):
+    _, _, figs, data, _ = wide
+    panels = [[values(t["y"]) for t in figs["flows"][0] if t.get("xaxis", "x") == axis] for axis in ("x", "x2", "x3")]
+    flows = [int(np.sum(p)) for p in panels]
+    assert flows == [len(data.idx)] * 3  # every flow once in each panel; here each its own instance
+    by_label = np.sum(panels[2], axis=0)
+    assert (by_label > 0).sum() > 1, by_label  # structure although every flow is a singleton
+    assert by_label.tolist() == np.bincount(data.pred, minlength=len(by_label)).tolist()
+    correct, wrong = figs["hardness"][0][:2]
+    correct, wrong = values(correct["y"]), values(wrong["y"])
+    assert (correct > 0).sum() > 1  # not one flat box at size 1
+    assert correct.sum() + wrong.sum() == len(data.idx) and wrong.sum() == int((~data.correct).sum())
+
+
+def test_no_forgetting_chart_on_a_test_split_but_a_sentence(wide):
+    info, page, figs, _, _ = wide
+    assert len(figs["hardness"]) == 2  # cluster sizes and the cumulative shares; no empty forgetting chart
+    assert "forgetting is tracked on the train split; this run is digits/test" in page
+    assert info["points_90"]["size_90_forgetting"] == "no forgetting events"
+    assert "None" not in re.sub(r"<script.*?</script>", "", page, flags=re.S)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (`apt-get install -y chromium`)")
+def test_wide_report_renders_in_headless_chromium(wide, tmp_path):
+    _, _, _, _, out = wide
+    seen = render(out, tmp_path / "wide-report.png")  # the screenshot stays in the test's tmp dir
+    assert seen["console_errors"] == [] and seen["exceptions"] == [] and seen["remote_requests"] == []
+    assert seen["sections"] == ["sankey", "patterns", "flows", "hardness", "plane"]
+    assert len(seen["charts"]) == 5 and all(c["svg"] and c["marks"] > 20 for c in seen["charts"])
+    assert (tmp_path / "wide-report.png").stat().st_size > 50_000
