@@ -86,7 +86,7 @@ def test_coarse_apd_equals_a_group_by_of_the_forward_pass(ingested):
 
 
 def test_rerun_replaces_and_drops_are_safe(ingested):
-    store_path, _ = ingested
+    store_path, model = ingested
     apd = Apd(store_path)
     apd.json("coarsen", "--run", "d", "--neurons", "3", "--as", "dc")
     with open_store(store_path) as s:
@@ -100,9 +100,14 @@ def test_rerun_replaces_and_drops_are_safe(ingested):
     apd.json("drop", "--run", "dc")
     with open_store(store_path) as s:
         assert s.counts("d").equals(source) and "dc" not in set(s.query("runs")["run"])
+        derived = s.counts("dv")
+    apd.json("ingest", model, "--dataset", "digits", "--split", "test", "--run", "d", "--device", "cpu")
+    with open_store(store_path) as s:  # the re-ingested source is new data: the link goes, the run stays
+        assert read_rels(s, "dv", "COARSENS").empty and s.counts("dv").equals(derived)
+    apd.json("coarsen", "--run", "d", "--neurons", "4", "--by", "variance", "--as", "dv")
     apd.json("drop", "--run", "d")
     with open_store(store_path) as s:
-        assert read_rels(s, "dv", "COARSENS").empty
+        assert read_rels(s, "dv", "COARSENS").empty and s.counts("dv").equals(derived)
         assert s.query("coarse_source", run="dv")["source"].tolist() == ["d"]
         assert problems(s) == []
     assert apd.json("split", "--run", "dv")["clusters"] >= 1
@@ -213,3 +218,9 @@ def test_unknown_by_in_the_library():
 
 def test_help_has_an_example():
     assert "Example: apd coarsen --run" in invoke("coarsen", "--help").output
+
+
+@pytest.mark.embedded_only
+def test_hard_tanh_layers_are_refused(digits_run, tmp_path):
+    store = copy_store(digits_run(activation="hardtanh").store, tmp_path)
+    one_line_error(Apd(store)("coarsen", "--run", "d", ok=False), "layer 1 of run 'd' is hard-tanh")

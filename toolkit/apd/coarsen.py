@@ -192,7 +192,8 @@ def coarsen(
     source = store.query("coarse_source", run=run)
     if len(source) and source["source"].iloc[0]:
         raise ApdError(f"run {run!r} is already coarse (from {source['source'].iloc[0]!r}): coarsen that run")
-    bar = tqdm(total=4, desc="coarsen", unit="step", disable=not progress, leave=False)
+    # shown only when it takes more than a second, so a quick refusal prints its one line alone
+    bar = tqdm(total=4, desc="coarsen", unit="step", disable=not progress, delay=1.0, leave=False)
     with bar:
         data, states = layer_states(store, run)
         bar.update()
