@@ -33,6 +33,7 @@ PARAMS: dict[str, dict] = {
     "patterns": {"run": RUN},
     "pending_writes": {},
     "run_meta": {"run": RUN},
+    "coarse_source": {"run": RUN},
     "runs": {},
     "transitions": {"run": RUN},
 }

@@ -447,6 +447,43 @@ def split(run: str, target: str, store: str | None, wait: float, as_json: bool) 
 
 
 @main.command()
+@click.option("--run", "run", required=True, help="Source run name.")
+@click.option("--neurons", "k", default=None, type=INT64, metavar="K",
+              help="Neurons kept per hidden layer (all of a narrower layer).  [default: 10]")
+@click.option("--by", type=click.Choice(["label", "variance", "mbh"]), default="label", show_default=True,
+              help="label: most information about the label; variance: highest p(1-p); mbh: most often "
+                   "constrained by the classes' maximal patterns (coverage 0.8).")
+@click.option("--target", type=click.Choice(["pred", "true"]), default=None,
+              help="Label the neurons are chosen for (default pred; true for --by mbh).")
+@click.option("--as", "as_", default=None, metavar="NEW", help="Name of the derived run (default RUN.kK).")
+@store_option
+@wait_option
+@json_option
+def coarsen(run: str, k: int | None, by: str, target: str | None, as_: str | None, store: str | None, wait: float,
+            as_json: bool) -> None:
+    """Coarse APD: a derived run whose patterns are the instances' states on K chosen neurons
+    per layer (decision patterns), so split, flows and the report stay informative on wide
+    nets. Re-running replaces the derived run.
+
+    Example: apd coarsen --run fm-test --neurons 10 --by label --as fm-test-k10
+    """
+    from toolkit.apd.coarsen import DEFAULT_K
+    from toolkit.apd.coarsen import coarsen as run_coarsen
+
+    with open_store(store, create=False, wait=wait) as s:
+        out = run_coarsen(s, run, DEFAULT_K if k is None else k, by, as_, target, progress=not as_json)
+
+    def human() -> None:
+        click.echo(f"{out['run']}: coarse APD of {run} over {out['k']} neurons per layer (by {by}, target "
+                   f"{out['target']}), {out['next_edges']} NEXT and {out['predicts_edges']} PREDICTS edges")
+        for layer in out["layers"]:
+            click.echo(f"  layer {layer['layer']}: {layer['patterns']} patterns (exact: {layer['source_patterns']}) "
+                       f"on neurons {','.join(map(str, layer['neurons']))} of {layer['width']}")
+
+    emit(out, as_json, human)
+
+
+@main.command()
 @click.option("--run", "run", required=True, help="Run name.")
 @click.option("--layers", default=None, metavar="L1,L2", help="Hidden layers (1-based); default the last two.")
 @click.option("--min-strength", default=1, show_default=True, type=click.IntRange(min=1, max=INT64.max),

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -170,15 +171,18 @@ def export_admin(store: Store, run: str, out: str | os.PathLike, progress: bool 
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     bar = tqdm(total=len(NODES) + len(RELS), desc="export", unit="table", disable=not progress)
     try:
-        nodes, rels = [], []
+        nodes, rels, uids = [], [], {}
         for name, spec in NODES.items():
             frame = read_nodes(store, run, name)
+            uids[name] = frame["uid"].to_numpy()
             bar.update()
             if len(frame):
                 header = [f"{p}:ID" if p == "uid" else f"{p}{ADMIN_TYPES[t]}" for p, t in spec.props.items()]
                 nodes.append(_admin_csv(frame.assign(**{":LABEL": name}), header + [":LABEL"], tmp, name))
         for name, rel in RELS.items():
             frame = read_rels(store, run, name)
+            # only ends inside the export: a coarse run's COARSENS names its source's Run node
+            frame = frame[np.isin(frame["dst"].to_numpy(), uids[rel.dst])].reset_index(drop=True)
             bar.update()
             if len(frame):
                 frame.insert(2, ":TYPE", name)

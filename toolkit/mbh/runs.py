@@ -47,6 +47,9 @@ def last_layer_states(store: Store, run: str, model: torch.nn.Module, x: np.ndar
     """Read the last hidden layer's patterns from the graph; width and activation kind come
     from one forward pass of the model (the hex bits alone do not fix the width)."""
     layer = run_layers(store, run)
+    source = store.query("coarse_source", run=run)
+    if len(source) and source["source"].iloc[0]:  # its bits are K chosen neurons, not the layer's
+        raise ApdError(f"run {run!r} is a coarse APD of {source['source'].iloc[0]!r}: run mbh on that run")
     rec = record(model, x[:1], device="cpu")
     if len(rec.layers) != layer:
         raise ApdError(f"run {run!r} has {layer} hidden layers but its model has {len(rec.layers)}: re-ingest it")

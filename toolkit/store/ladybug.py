@@ -209,6 +209,9 @@ class LadybugStore(Store):
             self._conn.execute(stmt)
         if "row" not in set(self._run(queries.body("ladybug/instance_columns"))["name"]):
             self._run(queries.body("ladybug/instance_add_row"))
+        if "source" not in set(self._run(queries.body("ladybug/run_columns"))["name"]):
+            for stmt in queries.statements(queries.body("ladybug/run_add_source")):
+                self._conn.execute(stmt)
         pending.recover(self)
 
     def _has_table(self, name: str) -> bool:
