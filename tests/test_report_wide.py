@@ -17,8 +17,10 @@ import pytest
 
 from tests.browser import CHROMIUM, render
 from tests.cli import Apd
+from toolkit.apd.coarsen import DEFAULT_K, coarse_patterns
 from toolkit.apd.runs import read_patterns
 from toolkit.store import open_store
+from toolkit.viz.sankey import LABELLED_SHARE
 
 pytestmark = pytest.mark.embedded_only  # the session's digits stores are LadybugDB files
 
@@ -28,7 +30,8 @@ def wide(digits_run, tmp_path_factory):
     """The wide run `d`, its report (all 450 test instances drawn) and the figures in the page."""
     built = digits_run(hidden=(300, 100), epochs=3)
     out = tmp_path_factory.mktemp("wide-report") / "r.html"
-    info = Apd(built.store).json("report", "--run", "d", "--out", str(out), "--instances", "0", "--device", "cpu")
+    info = Apd(built.store).json("report", "--run", "d", "--out", str(out), "--instances", "0", "--device", "cpu",
+                                 "--sankey", "exact")
     page = out.read_text()
     with open_store(built.store, read_only=True) as s:
         data = read_patterns(s, "d")
@@ -65,14 +68,38 @@ def test_sankey_pools_per_predicted_label_and_says_why(wide):
     nodes = sankey["node"]
     instances = np.array([c[1] for c in nodes["customdata"]])
     n = len(data.idx)
-    layer1 = [i for i, t in enumerate(nodes["label"]) if t.startswith("L1 ")]
+    names = [c[4] for c in nodes["customdata"]]  # every node's name (tiny nodes show it on hover only)
+    layer1 = [i for i, t in enumerate(names) if t.startswith("L1 ")]
     assert instances[layer1].sum() == n and instances[layer1].max() < 0.5 * n  # no "other" is the column
-    assert all(re.fullmatch(r"L1 (#\d+|other \(pred \d+\))", nodes["label"][i]) for i in layer1)
+    assert all(re.fullmatch(r"L1 (#\d+|other \(pred \d+\))", names[i]) for i in layer1)
     keys = np.unique(data.frame["key"].astype(str))
-    assert {c[0] for i, c in enumerate(nodes["customdata"]) if nodes["label"][i].startswith("L2 #")} <= {
+    assert {c[0] for i, c in enumerate(nodes["customdata"]) if names[i].startswith("L2 #")} <= {
         f"pattern {k}" for k in keys}  # the full key on hover
     assert info["sankey"][0]["other_by_pred"][0] and "Patterns are nearly unique here" in page
     assert info["sankey"][0]["own_pattern"][0] == int((np.unique(data.patterns[:, 0], return_counts=True)[1] == 1).sum())
+
+
+def test_by_default_a_wide_run_gets_the_coarse_sankey(digits_run, tmp_path):
+    """auto draws the coarse APD (10 label-informative neurons per layer) when patterns are
+    nearly unique: its layer-1 nodes are the largest groups of the instances on those neurons."""
+    built = digits_run(hidden=(300, 100), epochs=3)
+    out = tmp_path / "r.html"
+    info = Apd(built.store).json("report", "--run", "d", "--out", str(out), "--instances", "0", "--device", "cpu")
+    page = out.read_text()
+    with open_store(built.store, read_only=True) as s:
+        coarse = coarse_patterns(s, "d", DEFAULT_K)
+    (sankey,) = figures(page)["sankey"][0]
+    nodes = sankey["node"]
+    sizes = np.array([c[1] for c in nodes["customdata"]])
+    names = [c[4] for c in nodes["customdata"]]  # every node's name (tiny nodes show it on hover only)
+    layer1 = [i for i, t in enumerate(names) if t.startswith("L1 ")]
+    kept = [i for i in layer1 if not names[i].startswith("L1 other")]
+    groups = np.sort(np.unique(coarse.ids[:, 0], return_counts=True)[1])[::-1]
+    assert len(kept) > 5 and sorted(sizes[kept].tolist(), reverse=True) == groups[:len(kept)].tolist()
+    assert sizes[layer1].sum() == len(coarse.ids) and info["sankey"][0]["other_share"] < 0.5
+    assert "coarse APD" in page and "Patterns are nearly unique here" not in page
+    shown = [bool(nodes["label"][i]) for i in layer1]  # labels only on nodes thick enough to hold one
+    assert shown == [bool(sizes[i] >= LABELLED_SHARE * len(coarse.ids)) for i in layer1] and any(shown)
 
 
 def test_flows_and_cluster_sizes_have_several_bins(wide):

@@ -653,19 +653,25 @@ def geometry(run: str, device: str, with_inradius: bool, segment: str | None, da
               help="Instances spanning the plane picture [default: first instances of three labels].")
 @click.option("--coverage", default=None, type=float,
               help="Coverage of the blanket drawn on the MBH plane [default: 0.8 if stored, else the first stored].")
+@click.option("--sankey", "sankey_apd", default="auto", show_default=True, type=click.Choice(["auto", "exact", "coarse"]),
+              help="What the Sankey draws: exact patterns, the coarse APD (--neurons per layer), or auto: coarse "
+                   "when most instances of some layer have a pattern of their own (a wide net).")
+@click.option("--neurons", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Neurons per layer of the coarse Sankey.")
 @device_option
 @data_dir_option
 @store_option
 @wait_option
 @json_option
 def report(run: str, out: str, label: int | None, instances: int, runs: str | None, max_nodes: int, seed: int,
-           anchors: str | None, coverage: float | None, device: str, data_dir: str | None, store: str | None,
-           wait: float, as_json: bool) -> None:
+           anchors: str | None, coverage: float | None, sankey_apd: str, neurons: int, device: str,
+           data_dir: str | None, store: str | None, wait: float, as_json: bool) -> None:
     """One self-contained HTML file (opens offline): APD Sankey, patterns per layer, flows,
     cluster sizes with errors and forgetting, a plane partition (with a class's blanket in red
     where `apd mbh` results exist: the --label class, else the first anchor's). Reads the store only.
 
     Example: apd report --run digits-test --out report.html --label 3
+    A wide net (a coarse Sankey of 12 neurons per layer): apd report --run fm-test --out fm.html --neurons 12
     """
     from dataclasses import asdict
 
@@ -674,7 +680,7 @@ def report(run: str, out: str, label: int | None, instances: int, runs: str | No
     with open_store(store, read_only=True, wait=wait) as s:
         info = build_report(s, run, out, label, instances, runs, max_nodes, seed,
                             numbers(anchors, "--anchors", count=3), coverage, data_dir, device,
-                            progress=not as_json)
+                            progress=not as_json, sankey_apd=sankey_apd, neurons=neurons)
     emit(asdict(info), as_json, lambda: click.echo(
         f"{info.path}: {info.bytes / 1e6:.1f} MB, {info.instances} instances drawn; sections "
         f"{', '.join(info.sections)}; Sankey nodes/links "

@@ -15,6 +15,7 @@ derived run cannot be coarsened again (its bits are no longer the layer's neuron
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -154,6 +155,46 @@ def _packed(bits: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.packbits(np.pad(bits, ((0, 0), (0, pad))), axis=1))
 
 
+def _checked(neurons: int, by: str, target: str | None) -> str:
+    """Refuse bad options in one line; the target label (default pred; true for `mbh`, as
+    maximal patterns are defined on true labels)."""
+    if by not in BY:
+        raise ApdError(f"--by must be one of {', '.join(BY)}, not {by!r}")
+    target = target or ("true" if by == "mbh" else "pred")
+    if target not in TARGETS:
+        raise ApdError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if neurons < 1:
+        raise ApdError(f"--neurons must be at least 1, got {neurons}")
+    return target
+
+
+@dataclass(frozen=True)
+class CoarseAPD:
+    """A run's instances with their partial patterns on the chosen neurons of every layer."""
+
+    data: RunPatterns
+    neurons: list[np.ndarray]  # per layer, the chosen neuron indices (ascending)
+    ids: np.ndarray  # [n, L] partial-pattern id per instance and layer
+    distinct: list[np.ndarray]  # per layer bool [m, K]: the distinct partial patterns, by id
+    widths: list[int]  # per layer, the number of neurons of the full layer
+
+
+def coarse_patterns(store: Store, run: str, neurons: int = DEFAULT_K, by: str = "label",
+                    target: str | None = None) -> CoarseAPD:
+    """The coarse APD of `run` in memory, nothing written: what `coarsen` stores and what
+    `apd report` draws when a run's patterns are nearly unique."""
+    target = _checked(neurons, by, target)
+    data, states = layer_states(store, run)
+    y = data.pred if target == "pred" else data.label
+    chosen = [choose_neurons(s, y, neurons, by) for s in states]
+    ids = np.empty(data.patterns.shape, dtype=np.int64)
+    distinct = []
+    for i, (s, c) in enumerate(zip(states, chosen)):
+        ids[:, i], d = coarse_ids(s, c)
+        distinct.append(d)
+    return CoarseAPD(data, chosen, ids, distinct, [s.shape[1] for s in states])
+
+
 def derived_name(run: str, k: int, by: str) -> str:
     """`{run}.k{K}` (`.k{K}-{by}` for a choice other than `label`)."""
     return f"{run}.k{k}" if by == "label" else f"{run}.k{k}-{by}"
@@ -174,13 +215,7 @@ def coarsen(
     `target` (pred or true; default pred, true for `mbh` as maximal patterns are defined on
     true labels) is the label the neurons are chosen for.
     """
-    if by not in BY:
-        raise ApdError(f"--by must be one of {', '.join(BY)}, not {by!r}")
-    target = target or ("true" if by == "mbh" else "pred")
-    if target not in TARGETS:
-        raise ApdError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
-    if neurons < 1:
-        raise ApdError(f"--neurons must be at least 1, got {neurons}")
+    target = _checked(neurons, by, target)
     new = derived_name(run, neurons, by) if as_ is None else as_
     if not _RUN_NAME.fullmatch(new):
         raise ApdError(f"run name {new!r} may only hold letters, digits and . _ @ + -")
@@ -193,21 +228,17 @@ def coarsen(
     if len(source) and source["source"].iloc[0]:
         raise ApdError(f"run {run!r} is already coarse (from {source['source'].iloc[0]!r}): coarsen that run")
     # shown only when it takes more than a second, so a quick refusal prints its one line alone
-    bar = tqdm(total=4, desc="coarsen", unit="step", disable=not progress, delay=1.0, leave=False)
+    bar = tqdm(total=3, desc="coarsen", unit="step", disable=not progress, delay=1.0, leave=False)
     with bar:
-        data, states = layer_states(store, run)
-        bar.update()
+        coarse = coarse_patterns(store, run, neurons, by, target)
+        data, chosen = coarse.data, coarse.neurons
         inst = read_nodes(store, run, "Instance").sort_values("idx", ignore_index=True)
         if not (inst["idx"].to_numpy() == np.arange(len(inst))).all():
             raise ApdError(f"run {run!r}: its instances' idx are not 0..{len(inst) - 1}: re-ingest it")
-        y = data.pred if target == "pred" else data.label
-        chosen = [choose_neurons(s, y, neurons, by) for s in states]
-        layers, ids = [], np.empty(data.patterns.shape, dtype=np.int64)
-        for i, (s, c) in enumerate(zip(states, chosen)):
-            ids[:, i], distinct = coarse_ids(s, c)
-            layers.append(LayerRecord(i + 1, f"coarse{i + 1}", "relu", len(c), len(c), _packed(distinct)))
+        layers = [LayerRecord(i + 1, f"coarse{i + 1}", "relu", len(c), len(c), _packed(d))
+                  for i, (c, d) in enumerate(zip(chosen, coarse.distinct))]
         bar.update()
-        rec = Recording(layers, ids, data.pred, int(data.pred.max()) + 1)
+        rec = Recording(layers, coarse.ids, data.pred, int(data.pred.max()) + 1)
         frames = build_frames(new, rec, data.label, inst["forgetting"].to_numpy(), inst["never_learned"].to_numpy(),
                               inst["row"].to_numpy())
         meta = runs[runs["run"] == run].iloc[0]
@@ -226,14 +257,14 @@ def coarsen(
     return {
         "run": new, "source": run, "by": by, "target": target, "k": neurons, "store": store.location,
         "layers": [
-            {"layer": i + 1, "width": int(s.shape[1]), "neurons": c.tolist(),
+            {"layer": i + 1, "width": int(s), "neurons": c.tolist(),
              "patterns": int(layer.patterns), "source_patterns": int(len(np.unique(data.patterns[:, i])))}
-            for i, (s, c, layer) in enumerate(zip(states, chosen, layers))
+            for i, (s, c, layer) in enumerate(zip(coarse.widths, chosen, layers))
         ],
         "next_edges": len(frames["rels"]["NEXT"]),
         "predicts_edges": len(frames["rels"]["PREDICTS"]),
     }
 
 
-__all__ = ["DEFAULT_K", "BY", "layer_states", "choose_neurons", "coarse_ids", "coarsen", "derived_name",
-           "label_information"]
+__all__ = ["DEFAULT_K", "BY", "CoarseAPD", "coarse_patterns", "layer_states", "choose_neurons", "coarse_ids",
+           "coarsen", "derived_name", "label_information"]

@@ -19,6 +19,8 @@ import plotly.io as pio
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from toolkit.apd.coarsen import DEFAULT_K
+from toolkit.apd.coarsen import coarse_patterns as coarse_apd
 from toolkit.apd.flows import parse_layers, query_flows
 from toolkit.apd.runs import RunPatterns, read_patterns
 from toolkit.apd.splitting import split
@@ -80,9 +82,10 @@ class SankeyPatterns:
     what: str
 
 
-# (store, run, its patterns) -> what its Sankey draws. The default draws the exact patterns; a
-# caller passes another (e.g. a coarse APD over chosen neurons) to `build_report(patterns=...)`.
+# (store, run, its patterns) -> what its Sankey draws: the exact patterns or a coarse APD.
 PatternSource = Callable[[Store, str, RunPatterns], SankeyPatterns]
+SANKEY = ("auto", "exact", "coarse")
+NEARLY_UNIQUE = 0.5  # auto draws the coarse APD when, in some layer, more instances than this have their own pattern
 
 
 def pattern_keys(data: RunPatterns) -> np.ndarray:
@@ -93,6 +96,39 @@ def pattern_keys(data: RunPatterns) -> np.ndarray:
 def exact_patterns(store: Store, run: str, data: RunPatterns) -> SankeyPatterns:
     """The run's exact activation patterns, named by their keys."""
     return SankeyPatterns(data.patterns, [pattern_keys(data)] * data.patterns.shape[1], "exact patterns")
+
+
+def coarse_patterns(neurons: int) -> PatternSource:
+    """The coarse APD over `neurons` label-informative neurons per layer (toolkit/apd/coarsen.py),
+    computed in memory (the report only reads); each partial pattern is named by its
+    neurons' states, e.g. `n6+ n11- n40+`."""
+    def draw(store: Store, run: str, data: RunPatterns) -> SankeyPatterns:
+        c = coarse_apd(store, run, neurons)
+        names = [np.array([" ".join(f"n{i}{'+' if on else '-'}" for i, on in zip(chosen, row)) for row in distinct],
+                          dtype=object) for chosen, distinct in zip(c.neurons, c.distinct)]
+        return SankeyPatterns(c.ids, names, f"coarse APD: each layer's {neurons} neurons that tell most about the "
+                                            "predicted label (`apd coarsen` stores it)")
+    return draw
+
+
+def own_pattern_share(data: RunPatterns) -> float:
+    """The largest share, over hidden layers, of instances whose pattern no other instance has."""
+    shares = [np.mean(np.bincount(data.patterns[:, j])[data.patterns[:, j]] == 1) for j in range(data.patterns.shape[1])]
+    return float(max(shares, default=0.0))
+
+
+def sankey_patterns(store: Store, run: str, data: RunPatterns, mode: str, neurons: int) -> PatternSource:
+    """What the Sankey draws: `exact`, `coarse`, or `auto` = coarse when patterns are nearly unique
+    (a wide net) and the run is not itself coarse, else exact."""
+    if mode not in SANKEY:
+        raise ApdError(f"--sankey must be one of {', '.join(SANKEY)}, not {mode!r}")
+    if neurons < 1:
+        raise ApdError(f"--neurons must be at least 1, got {neurons}")
+    if mode == "auto":
+        source = store.query("coarse_source", run=run)
+        derived = bool(len(source) and source["source"].iloc[0])
+        mode = "coarse" if own_pattern_share(data) > NEARLY_UNIQUE and not derived else "exact"
+    return coarse_patterns(neurons) if mode == "coarse" else exact_patterns
 
 
 def snapshot_runs(store: Store, glob: str, also: str | None = None) -> list[str]:
@@ -155,10 +191,10 @@ def hardness_frame(store: Store, run: str, data: RunPatterns) -> tuple[pd.DataFr
 def build_report(store: Store, run: str, out: str | os.PathLike, label: int | None = None, instances: int = 500,
                  runs: str | None = None, max_nodes: int = 30, seed: int = 0, anchors: list[int] | None = None,
                  coverage: float | None = None, data_dir: str | os.PathLike | None = None, device: str = "auto",
-                 progress: bool = False, patterns: PatternSource = exact_patterns) -> ReportInfo:
+                 progress: bool = False, sankey_apd: str = "auto", neurons: int = DEFAULT_K) -> ReportInfo:
     """Write the report of `run` to `out` (through a temporary file) and say what it holds.
 
-    `patterns` says what the Sankey draws per run (default: the exact patterns)."""
+    `sankey_apd` says what the Sankey draws (see `sankey_patterns`; `neurons` per layer when coarse)."""
     path = output_file(out, (".html", ".htm"))
     resolve_device(device)  # a bad --device is refused, not turned into a "No plane picture" note
     all_runs = store.query("runs").set_index("run", drop=False)
@@ -184,6 +220,7 @@ def build_report(store: Store, run: str, out: str | os.PathLike, label: int | No
     of = f" of true label {label}" if label is not None else ""
     datas = {r: data if r == run else read_patterns(store, r) for r in snapshots}
 
+    patterns = sankey_patterns(store, run, data, sankey_apd, neurons)
     sec, sankey_info = sankey_section(store, run, datas, rows, max_nodes, patterns)
     sections.append(sec)
     steps.update()

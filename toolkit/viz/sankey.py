@@ -146,20 +146,26 @@ def node_positions(data: SankeyData) -> tuple[np.ndarray, np.ndarray]:
     return x, np.minimum(y, 0.999)
 
 
+LABELLED_SHARE = 0.02  # nodes holding less of their column are named on hover only
+
+
 def sankey_trace(data: SankeyData, domain_x: tuple[float, float] = (0.0, 1.0)) -> go.Sankey:
     """A plotly Sankey trace in the fixed node order of `node_positions`; hover shows the full
     key (or what a pooled node holds), instances, errors and purity of every node."""
     node_colour = np.where(data.other, style.OTHER, style.CORRECT).astype(object)
     share = data.link_errors / np.maximum(data.value, 1)
     x, y = node_positions(data)
-    custom = [[f, int(n), int(e), round(float(p), 3)] for f, n, e, p in zip(data.full, data.size, data.errors,
-                                                                           data.purity)]
+    custom = [[f, int(n), int(e), round(float(p), 3), t] for f, n, e, p, t in zip(data.full, data.size, data.errors,
+                                                                                 data.purity, data.label)]
+    # a node thinner than its label would overlap its neighbours' labels: its name is on hover only
+    column_total = np.bincount(data.column, weights=data.size)[data.column]
+    shown = [t if n >= LABELLED_SHARE * c else "" for t, n, c in zip(data.label, data.size, column_total)]
     return go.Sankey(
         domain={"x": list(domain_x), "y": [0.0, 1.0]},
         arrangement="snap",
-        node={"label": data.label, "pad": 6, "thickness": 12, "color": node_colour.tolist(),
+        node={"label": shown, "pad": 6, "thickness": 12, "color": node_colour.tolist(),
               "x": x.tolist(), "y": y.tolist(), "customdata": custom,
-              "hovertemplate": "%{label}: %{customdata[0]}<br>%{customdata[1]} instances, %{customdata[2]} errors, "
+              "hovertemplate": "%{customdata[4]}: %{customdata[0]}<br>%{customdata[1]} instances, %{customdata[2]} errors, "
                                "purity %{customdata[3]}<extra></extra>"},
         link={"source": data.source.tolist(), "target": data.target.tolist(), "value": data.value.tolist(),
               "color": style.error_colours(share), "customdata": data.link_errors.tolist(),
