@@ -528,6 +528,32 @@ def evolution(runs: str | None, run: str | None, store: str | None, wait: float,
         emit(table(s, runs) if runs is not None else epoch_table(s, run), as_json)
 
 
+@main.command()
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=0, max=10_000),
+              help="NEAR edges from each pattern to its k nearest other patterns of its layer (0: none).")
+@click.option("--max-distance", default=None, type=click.IntRange(min=0, max=INT64.max), metavar="D",
+              help="Only NEAR edges of Hamming distance <= D (default: no cap).")
+@device_option
+@store_option
+@wait_option
+@json_option
+def neighbours(run: str, k: int, max_distance: int | None, device: str, store: str | None, wait: float,
+               as_json: bool) -> None:
+    """Hamming distances between patterns -> ACTIVATES.near_same / near_other, NEAR edges.
+
+    Per hidden layer, each instance's distance to the nearest other instance of the same and
+    of another predicted class (0: one shares its pattern; -1: there is none), and a k-NN
+    graph of patterns; a re-run replaces both.
+    Example: apd neighbours --run fm-test --k 5 --max-distance 20
+    """
+    from toolkit.apd.neighbours import run_neighbours
+
+    with open_store(store, create=False, wait=wait) as s:
+        table = run_neighbours(s, run, k, max_distance, device, progress=not as_json)
+    emit(table, as_json)
+
+
 # --- regions commands (regions, geometry) -------------------------------------
 
 

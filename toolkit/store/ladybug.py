@@ -20,7 +20,7 @@ import pandas as pd
 from toolkit.errors import one_line
 from toolkit.store import guard, pending, queries, space
 from toolkit.store.base import Store, StoreError, plain_strings
-from toolkit.store.schema import ALL_NODES
+from toolkit.store.schema import ALL_NODES, RELS
 
 LOCK_POLL_SECONDS = 0.2
 
@@ -209,6 +209,11 @@ class LadybugStore(Store):
             self._conn.execute(stmt)
         if "row" not in set(self._run(queries.body("ladybug/instance_columns"))["name"]):
             self._run(queries.body("ladybug/instance_add_row"))
+        for table, listing in _UPGRADED.items():  # tables that gained properties since stores were made
+            props = ALL_NODES[table].props if table in ALL_NODES else RELS[table].props
+            have = set(self._run(queries.body(listing))["name"])
+            for prop in [p for p in props if p not in have]:
+                self._run(queries.body("ladybug/add_column", table=table, prop=prop, type=props[prop]))
         pending.recover(self)
 
     def _has_table(self, name: str) -> bool:
@@ -323,11 +328,20 @@ class LadybugStore(Store):
                 self._conn.execute(stmt, {"df": arg})
         elif kind == "rels":
             if len(arg):
-                self._conn.execute(queries.body("ladybug/copy_rels", table=what), {"df": arg})
+                props = list(arg.columns.drop(["src", "dst"]))
+                stmt = (queries.body("ladybug/copy_rels_columns", table=what, columns=", ".join(props))
+                        if props and props != list(RELS[what].props) else queries.body("ladybug/copy_rels", table=what))
+                self._conn.execute(stmt, {"df": arg})
         elif kind == "update":
             for prop in arg.columns.drop("uid"):
                 frame = pd.DataFrame({"k": arg["uid"], "v": arg[prop]})
                 self._conn.execute(queries.body("ladybug/update_nodes", table=what, prop=prop), {"df": frame})
+        elif kind == "update_rels":
+            rel = RELS[what]
+            for prop in arg.columns.drop(["src", "dst"]):
+                frame = pd.DataFrame({"s": arg["src"], "d": arg["dst"], "v": arg[prop]})
+                stmt = queries.body("ladybug/update_rels", table=what, src=rel.src, dst=rel.dst, prop=prop)
+                self._conn.execute(stmt, {"df": frame})
 
     def _rollback(self) -> None:
         """LadybugDB aborts the transaction itself when a statement in it fails."""
@@ -371,6 +385,9 @@ class LadybugStore(Store):
 
 
 _DELETES = {queries.body("delete_run_nodes", table=t): t for t in ALL_NODES}
+# Tables that gained properties after stores were made, with the file listing their columns:
+# an older store gets the new (null) columns when opened writable.
+_UPGRADED = {"ACTIVATES": "ladybug/activates_columns", "Neuron": "ladybug/neuron_columns"}
 
 
 def _bytes(path: Path) -> int:
