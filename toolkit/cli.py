@@ -554,6 +554,28 @@ def neighbours(run: str, k: int, max_distance: int | None, device: str, store: s
     emit(table, as_json)
 
 
+@main.command()
+@click.option("--run", "run", default=None, help="Run name.")
+@click.option("--runs", "runs", default=None, metavar="GLOB",
+              help="Snapshot runs (one dataset and split), e.g. 'fm-e*-test': each gets its statistics, "
+                   "and flips against the previous one by epoch.")
+@data_dir_option
+@store_option
+@wait_option
+@json_option
+def neurons(run: str | None, runs: str | None, data_dir: str | None, store: str | None, wait: float,
+            as_json: bool) -> None:
+    """Neuron nodes for every hidden neuron: activation rate overall and per predicted class
+    (ACTIVE_FOR -> Label), and flips between consecutive snapshots; a re-run replaces them.
+
+    Example: apd neurons --runs 'fm*-test'   then   apd query neurons_contrast -p run=fm-test -p a=1 -p b=3 -p hi=0.9 -p lo=0.1
+    """
+    from toolkit.apd.neurons import run_neurons
+
+    with open_store(store, create=False, wait=wait) as s:
+        emit(run_neurons(s, run, runs, data_dir, progress=not as_json), as_json)
+
+
 # --- regions commands (regions, geometry) -------------------------------------
 
 

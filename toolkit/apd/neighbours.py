@@ -68,41 +68,47 @@ def pattern_neighbours(packed: np.ndarray, classes_of: np.ndarray, k: int = 5, m
 
     packed: uint8 [P, B] distinct packed patterns (row order breaks ties: sort by uid first).
     classes_of: bool [P, C], which classes have at least one instance with each pattern.
+
+    Per chunk of rows: one GEMM gives the distances (float32, exact integers); the per-class
+    minima read contiguous column slices of one gather (columns grouped by class); the k-NN
+    takes each row's k-th smallest distance from topk, then keeps every column at or below it
+    in (distance, column) order, so ties never depend on topk's internal order.
     """
     dev = resolve_device(device)
-    P = len(packed)
-    C = classes_of.shape[1]
+    P, C = classes_of.shape
     cap = packed.shape[1] * 8 if max_distance is None else int(max_distance)
     bits = _unpacked(packed, dev)
     ones = bits.float().sum(1)
-    big = torch.iinfo(torch.int64).max
-    has = torch.as_tensor(classes_of, device=dev)
-    near = torch.full((P, C), big, dtype=torch.int64, device=dev)
+    inf = float("inf")
+    col_class, col_pattern = np.nonzero(classes_of.T)  # columns grouped by class, then pattern order
+    grouped = torch.as_tensor(col_pattern, device=dev)
+    bounds = np.searchsorted(col_class, np.arange(C + 1))
+    near = torch.full((P, C), inf, device=dev)
     kk = min(k, P - 1)
     src, dst, dist = [], [], []
     chunk = max(1, _CHUNK_BYTES // (8 * max(P, 1)))
-    cols = torch.arange(P, device=dev)
     for start in tqdm(range(0, P, chunk), desc="distances", unit="chunk", disable=not progress):
         stop = min(P, start + chunk)
-        gram = (bits[start:stop] @ bits.T).float()
-        d = (ones[start:stop, None] + ones[None, :] - 2 * gram).round_().to(torch.int64)
         rows = torch.arange(stop - start, device=dev)
-        d[rows, rows + start] = big  # not its own neighbour
+        d = (bits[start:stop] @ bits.T).float().mul_(-2).add_(ones[None, :]).add_(ones[start:stop, None])
+        d[rows, rows + start] = inf  # not its own neighbour
+        by_class = d[:, grouped]
         for c in range(C):
-            members = has[:, c]
-            if members.any():
-                near[start:stop, c] = d[:, members].amin(1)
+            if bounds[c + 1] > bounds[c]:
+                near[start:stop, c] = by_class[:, bounds[c]:bounds[c + 1]].amin(1)
         if kk > 0:
-            key = torch.where(d == big, big, d * P + cols)  # distance, then row: deterministic ties
-            top = torch.topk(key, kk, dim=1, largest=False, sorted=True).values
-            tdist, tdst = top // P, top % P
-            ok = (top != big) & (tdist <= cap)
-            srcs = (rows + start)[:, None].expand_as(top)
-            src.append(srcs[ok].cpu())
-            dst.append(tdst[ok].cpu())
-            dist.append(tdist[ok].cpu())
+            kth = torch.topk(d, kk, dim=1, largest=False, sorted=True).values[:, -1:]
+            r, q = torch.nonzero((d <= kth) & (d <= cap), as_tuple=True)  # row-major: columns ascending
+            w = d[r, q].long()
+            order = torch.sort(r * (cap + 2) + w, stable=True).indices  # by row, distance, then column
+            r, q, w = r[order], q[order], w[order]
+            first = torch.searchsorted(r, r, right=False)
+            keep = torch.arange(len(r), device=dev) - first < kk
+            src.append((r[keep] + start).cpu())
+            dst.append(q[keep].cpu())
+            dist.append(w[keep].cpu())
     near = near.cpu().numpy()
-    near[near == big] = NONE
+    near = np.where(np.isinf(near), NONE, near).astype(np.int64)
     if src:
         a, b, w = torch.cat(src).numpy(), torch.cat(dst).numpy(), torch.cat(dist).numpy()
         lo, hi = np.minimum(a, b), np.maximum(a, b)
@@ -132,6 +138,36 @@ def instance_distances(near: np.ndarray, pattern: np.ndarray, cls: np.ndarray,
     return same, other
 
 
+@dataclass(frozen=True)
+class LayerInput:
+    """One hidden layer of a stored run: distinct patterns in uid order (ties break by uid),
+    and each instance's pattern row and predicted-class column."""
+
+    uids: np.ndarray  # [P] Pattern uids, sorted
+    packed: np.ndarray  # uint8 [P, B]
+    instances: np.ndarray  # [n] Instance uids
+    idx: np.ndarray  # [n] Instance idx (matches instances across snapshot runs)
+    pattern: np.ndarray  # [n] row in uids
+    classes: np.ndarray  # [C] predicted labels present, ascending
+    cls: np.ndarray  # [n] column of `count`
+    count: np.ndarray  # int [P, C] instances per (pattern, predicted class)
+
+
+def layer_input(store: Store, run: str, layer: int) -> LayerInput:
+    """Read one layer's instances and pattern bits (cypher/layer_instances.cypher)."""
+    frame = store.query("layer_instances", run=run, layer=layer)
+    uids, row, pattern = np.unique(frame["pattern"].to_numpy(), return_index=True, return_inverse=True)
+    bits = frame["bits"].to_numpy()[row]
+    if len({len(b) for b in bits}) > 1:
+        raise ApdError(f"run {run!r} layer {layer}: patterns of different lengths: re-ingest it")
+    packed = np.frombuffer(bytes.fromhex("".join(bits)), dtype=np.uint8).reshape(len(uids), -1)
+    classes, cls = np.unique(frame["pred"].to_numpy(np.int64), return_inverse=True)
+    count = np.zeros((len(uids), len(classes)), dtype=np.int64)
+    np.add.at(count, (pattern, cls), 1)
+    return LayerInput(uids, packed, frame["instance"].to_numpy(), frame["idx"].to_numpy(np.int64), pattern,
+                      classes, cls, count)
+
+
 def run_neighbours(store: Store, run: str, k: int = 5, max_distance: int | None = None, device: str = "auto",
                    progress: bool = False) -> pd.DataFrame:
     """Distances of every layer of `run`, written back (replacing earlier ones); returns a
@@ -144,21 +180,14 @@ def run_neighbours(store: Store, run: str, k: int = 5, max_distance: int | None 
     layers = run_layers(store, run)
     updates, near_rels, summary = [], [], []
     for layer in range(1, layers + 1):
-        frame = store.query("neighbour_input", run=run, layer=layer)
-        uids, row, inst_pat = np.unique(frame["pattern"].to_numpy(), return_index=True, return_inverse=True)
-        bits = frame["bits"].to_numpy()[row]
-        if len({len(b) for b in bits}) != 1:
-            raise ApdError(f"run {run!r} layer {layer}: patterns of different lengths: re-ingest it")
-        packed = np.frombuffer(bytes.fromhex("".join(bits)), dtype=np.uint8).reshape(len(uids), -1)
-        classes, inst_cls = np.unique(frame["pred"].to_numpy(), return_inverse=True)
-        count = np.zeros((len(uids), len(classes)), dtype=np.int64)
-        np.add.at(count, (inst_pat, inst_cls), 1)
-        nb = pattern_neighbours(packed, count > 0, k, max_distance, dev, progress)
-        same, other = instance_distances(nb.near, inst_pat, inst_cls, count)
-        updates.append(pd.DataFrame({"src": frame["instance"].to_numpy(), "dst": frame["pattern"].to_numpy(),
+        li = layer_input(store, run, layer)
+        nb = pattern_neighbours(li.packed, li.count > 0, k, max_distance, dev, progress)
+        same, other = instance_distances(nb.near, li.pattern, li.cls, li.count)
+        updates.append(pd.DataFrame({"src": li.instances, "dst": li.uids[li.pattern],
                                      "near_same": same, "near_other": other}))
-        near_rels.append(pd.DataFrame({"src": uids[nb.knn_src], "dst": uids[nb.knn_dst], "distance": nb.knn_dist}))
-        summary.append(_summary(layer, len(uids), same, other, nb.knn_dist))
+        near_rels.append(pd.DataFrame({"src": li.uids[nb.knn_src], "dst": li.uids[nb.knn_dst],
+                                       "distance": nb.knn_dist}))
+        summary.append(_summary(layer, len(li.uids), same, other, nb.knn_dist))
     store.write(run, rels={"NEAR": pd.concat(near_rels, ignore_index=True)}, replace_rels=("NEAR",),
                 rel_updates={"ACTIVATES": pd.concat(updates, ignore_index=True)})
     return pd.DataFrame(summary)
