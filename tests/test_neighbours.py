@@ -131,10 +131,20 @@ def test_real_run_matches_brute_force_and_survives_export_and_drop(digits_run, t
     built = digits_run(hidden=(16, 16))
     path = copy_store(built.store, tmp_path)
     apd = Apd(path)
+    one_line_error(apd("export", "--run", "d", "--what", "distances", "--out", str(tmp_path / "x.csv"), ok=False),
+                   "apd neighbours --run d")
     table = apd.json("neighbours", "--run", "d", "--k", "3", "--max-distance", "4", "--device", "cpu")
     assert [r["layer"] for r in table] == [1, 2]
     with open_store(path) as s:
         check_against_brute(s, "d", 3, 4)
+        frame = stored(s, "d")
+    apd("export", "--run", "d", "--what", "distances", "--format", "parquet", "--out", str(tmp_path / "d.parquet"))
+    dist = pd.read_parquet(tmp_path / "d.parquet").sort_values(["layer", "instance"], ignore_index=True)
+    assert (dist[["instance", "pattern", "near_same", "near_other"]].to_numpy()
+            == frame[["instance", "pattern", "near_same", "near_other"]].to_numpy()).all()
+    apd("export", "--run", "d", "--what", "near", "--format", "csv", "--out", str(tmp_path / "near.csv"))
+    near = pd.read_csv(tmp_path / "near.csv")
+    assert list(near.columns) == ["pattern", "neighbour", "distance"] and len(near) == sum(r["near_edges"] for r in table)
     out = tmp_path / "export"
     apd("export", "--run", "d", "--format", "neo4j-admin", "--out", str(out))
     header = (out / "NEAR.header.csv").read_text()

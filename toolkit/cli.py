@@ -824,7 +824,8 @@ def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned:
 
 @main.command("export")
 @click.option("--run", "run", required=True, help="Run name.")
-@click.option("--what", type=click.Choice(["instances", "patterns", "flows", "clusters"]), default=None,
+@click.option("--what", type=click.Choice(["instances", "patterns", "flows", "clusters", "neurons", "distances", "near"]),
+              default=None,
               help="The table to write (with --format csv / parquet).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "neo4j-admin"]), default="csv", show_default=True,
               help="neo4j-admin: the whole run as header + data CSVs and an import.sh, in folder --out.")
@@ -855,7 +856,7 @@ def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | Non
             f"{len(info['relationships'])} files -> {info['path']}/ (load with {info['path']}/import.sh)"))
         return
     if what is None:
-        raise ApdError(f"--format {fmt} needs --what instances|patterns|flows|clusters")
+        raise ApdError(f"--format {fmt} needs --what instances|patterns|flows|clusters|neurons|distances|near")
     if layers is not None and what != "flows":
         raise ApdError("--layers applies to --what flows only")
     with open_store(store, read_only=True, wait=wait) as s:

@@ -36,7 +36,7 @@ from toolkit.errors import ApdError
 from toolkit.store import Store
 
 NONE = -1  # no other instance of that kind (stored value)
-_CHUNK_BYTES = 1 << 27  # one chunk's int64 distance block stays under 128 MB
+_CHUNK_BYTES = 1 << 27  # a chunk's float32 distance block and its class-grouped copy: under 128 MB together
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def pattern_neighbours(packed: np.ndarray, classes_of: np.ndarray, k: int = 5, m
     """
     dev = resolve_device(device)
     P, C = classes_of.shape
-    cap = packed.shape[1] * 8 if max_distance is None else int(max_distance)
+    cap = packed.shape[1] * 8 if max_distance is None else min(int(max_distance), packed.shape[1] * 8)
     bits = _unpacked(packed, dev)
     ones = bits.float().sum(1)
     inf = float("inf")
@@ -171,7 +171,12 @@ def layer_input(store: Store, run: str, layer: int) -> LayerInput:
 def run_neighbours(store: Store, run: str, k: int = 5, max_distance: int | None = None, device: str = "auto",
                    progress: bool = False) -> pd.DataFrame:
     """Distances of every layer of `run`, written back (replacing earlier ones); returns a
-    per-layer summary (the `apd neighbours` table)."""
+    per-layer summary (the `apd neighbours` table).
+
+    One batch: NEAR is replaced (a cut-off write is rolled back to no NEAR edges), then the
+    ACTIVATES distances are set. Those depend only on the run's patterns and predictions,
+    which nothing but a re-ingest changes, so a cut between their updates leaves every value
+    the one a finished run writes (or null where none was written yet)."""
     if k < 0:
         raise ApdError(f"--k must be at least 0, got {k}")
     if max_distance is not None and max_distance < 0:
