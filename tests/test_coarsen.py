@@ -151,7 +151,7 @@ def test_a_store_made_before_coarse_runs_is_upgraded(tmp_path):
     conn.close()
     db.close()
     with open_store(path) as s:
-        assert {"source", "neurons"} <= set(s.query("ladybug/run_columns")["name"])
+        assert {"source", "neurons"} <= set(s.columns("Run"))
 
 
 def _mi(column: list[int], target: list[int]) -> float:

@@ -108,15 +108,51 @@ def test_frames_are_typed_against_the_schema():
 def test_every_ladybug_variant_runs(store):
     """cypher/ladybug/ files cannot pass Neo4j's linter (COPY, LOAD FROM): they run here instead."""
     assert set(queries.files("ladybug")) == {"ladybug/schema", "ladybug/copy_nodes", "ladybug/copy_rels",
-                                             "ladybug/update_nodes", "ladybug/tables", "ladybug/instance_columns",
-                                             "ladybug/instance_add_row", "ladybug/run_columns",
-                                             "ladybug/run_add_source"}
+                                             "ladybug/update_nodes", "ladybug/tables", "ladybug/table_columns",
+                                             "ladybug/add_column", "ladybug/fill_column", "ladybug/copy_rels_columns",
+                                             "ladybug/update_rels"}
     assert {"Run", "Instance", "ACTIVATES", "PendingWrite"} <= set(store.query("ladybug/tables")["name"])
-    assert store.query("ladybug/instance_columns")["name"].tolist()[:4] == ["uid", "run", "idx", "row"]
+    assert store.columns("Instance")[:4] == ["uid", "run", "idx", "row"]
     write_random_run(store, "a", seed=5)
     store.update("Instance", pd.DataFrame({"uid": ["a:i:0", "a:i:1"], "cluster": [7, 8]}))
     got = store.read("MATCH (i:Instance) WHERE i.run = 'a' AND i.cluster > 0 RETURN i.idx AS idx, i.cluster AS c ORDER BY idx")
     assert got.values.tolist() == [[0, 7], [1, 8]]
+    assert store.columns("ACTIVATES") == ["layer", "near_same", "near_other"]
+    assert {"rate", "flips"} <= set(store.columns("Neuron"))
+    # ACTIVATES was copied with `layer` only (copy_rels_columns); update_rels sets the rest
+    acts = store.read("MATCH (i:Instance)-[a:ACTIVATES]->(p:Pattern) WHERE i.uid = 'a:i:0' "
+                      "RETURN i.uid AS src, p.uid AS dst, a.layer AS layer, a.near_same AS near ORDER BY layer")
+    assert acts["near"].isna().all()
+    store.write("a", rel_updates={"ACTIVATES": acts[["src", "dst"]].assign(near_same=[4, 5, 6], near_other=1)})
+    again = store.read("MATCH (i:Instance)-[a:ACTIVATES]->(p:Pattern) WHERE i.run = 'a' AND a.near_same >= 0 "
+                       "RETURN a.layer AS layer, a.near_same AS near ORDER BY layer")
+    assert again.values.tolist() == [[1, 4], [2, 5], [3, 6]]
+
+
+@pytest.mark.embedded_only
+def test_an_older_store_gains_the_new_columns(tmp_path):
+    """add_column: a store made before Instance.row, ACTIVATES distances and Neuron statistics
+    existed, opened by a read command."""
+    import ladybug
+
+    path = str(tmp_path / "old.lbug")
+    conn = ladybug.Connection(ladybug.Database(path))
+    conn.execute("CREATE NODE TABLE Run(uid STRING, run STRING, PRIMARY KEY(uid))")
+    conn.execute("CREATE NODE TABLE Instance(uid STRING, run STRING, idx INT64, PRIMARY KEY(uid))")
+    conn.execute("CREATE NODE TABLE Pattern(uid STRING, run STRING, layer INT64, PRIMARY KEY(uid))")
+    conn.execute("CREATE NODE TABLE Neuron(uid STRING, run STRING, layer INT64, `index` INT64, PRIMARY KEY(uid))")
+    conn.execute("CREATE REL TABLE ACTIVATES(FROM Instance TO Pattern, layer INT64)")
+    conn.execute("CREATE (:Instance {uid: 'i', run: 'r', idx: 0})-[:ACTIVATES {layer: 1}]->"
+                 "(:Pattern {uid: 'p', run: 'r', layer: 1})")
+    conn.close()
+    with open_store(path, read_only=True) as s:  # a read command on it upgrades it first, then reads
+        assert s.columns("ACTIVATES") == ["layer", "near_same", "near_other"]
+        assert s.columns("Instance")[:4] == ["uid", "run", "idx", "row"]
+        assert s.read("MATCH (i:Instance) RETURN i.row AS row")["row"].tolist() == [-1]  # source row unknown
+        assert {"source", "neurons", "model"} <= set(s.columns("Run"))
+        assert {"active", "rate", "flips", "flipped", "flips_from"} <= set(s.columns("Neuron"))
+        got = s.read("MATCH ()-[a:ACTIVATES]->() RETURN a.layer AS layer, a.near_same AS near")
+        assert got["layer"].tolist() == [1] and got["near"].isna().all()
 
 
 # --- errors: one line, non-zero exit -------------------------------------------------------

@@ -565,6 +565,54 @@ def evolution(runs: str | None, run: str | None, store: str | None, wait: float,
         emit(table(s, runs) if runs is not None else epoch_table(s, run), as_json)
 
 
+@main.command()
+@click.option("--run", "run", required=True, help="Run name.")
+@click.option("--k", "k", default=5, show_default=True, type=click.IntRange(min=0, max=10_000),
+              help="NEAR edges from each pattern to its k nearest other patterns of its layer (0: none).")
+@click.option("--max-distance", default=None, type=click.IntRange(min=0, max=INT64.max), metavar="D",
+              help="Only NEAR edges of Hamming distance <= D (default: no cap).")
+@device_option
+@store_option
+@wait_option
+@json_option
+def neighbours(run: str, k: int, max_distance: int | None, device: str, store: str | None, wait: float,
+               as_json: bool) -> None:
+    """Hamming distances between patterns -> ACTIVATES.near_same / near_other, NEAR edges.
+
+    Per hidden layer, each instance's distance to the nearest other instance of the same and
+    of another predicted class (0: one shares its pattern; -1: there is none), and a k-NN
+    graph of patterns; a re-run replaces both.
+    Example: apd neighbours --run fm-test --k 5 --max-distance 20
+    """
+    from toolkit.apd.neighbours import run_neighbours
+
+    with open_store(store, create=False, wait=wait) as s:
+        table = run_neighbours(s, run, k, max_distance, device, progress=not as_json)
+    emit(table, as_json)
+
+
+@main.command()
+@click.option("--run", "run", default=None, help="Run name.")
+@click.option("--runs", "runs", default=None, metavar="GLOB",
+              help="Snapshot runs (one dataset and split), e.g. 'fm-e*-test': each gets its statistics, "
+                   "and flips against the previous one by epoch.")
+@data_dir_option
+@store_option
+@wait_option
+@json_option
+def neurons(run: str | None, runs: str | None, data_dir: str | None, store: str | None, wait: float,
+            as_json: bool) -> None:
+    """Neuron nodes for every hidden neuron: activation rate overall and per predicted class
+    (ACTIVE_FOR -> Label), and flips between consecutive snapshots; a re-run replaces them.
+
+    Example: apd neurons --runs 'fm*-test'   then   apd query neurons_contrast -p run=fm-test -p a=1 -p b=3 -p hi=0.9 -p lo=0.1
+    """
+    from toolkit.apd.neurons import run_neurons
+
+    with open_store(store, create=False, wait=wait) as s:
+        emit(run_neurons(s, run, runs, data_dir, progress=not as_json), as_json)
+
+
 # --- regions commands (regions, geometry) -------------------------------------
 
 
@@ -819,7 +867,8 @@ def mbh_sweep_cmd(sizes: str, epochs: int, planes: int, coverage: float, pruned:
 
 @main.command("export")
 @click.option("--run", "run", required=True, help="Run name.")
-@click.option("--what", type=click.Choice(["instances", "patterns", "flows", "clusters"]), default=None,
+@click.option("--what", type=click.Choice(["instances", "patterns", "flows", "clusters", "neurons", "distances", "near"]),
+              default=None,
               help="The table to write (with --format csv / parquet).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "neo4j-admin"]), default="csv", show_default=True,
               help="neo4j-admin: the whole run as header + data CSVs and an import.sh, in folder --out.")
@@ -850,7 +899,7 @@ def export_cmd(run: str, what: str | None, fmt: str, out: str, layers: str | Non
             f"{len(info['relationships'])} files -> {info['path']}/ (load with {info['path']}/import.sh)"))
         return
     if what is None:
-        raise ApdError(f"--format {fmt} needs --what instances|patterns|flows|clusters")
+        raise ApdError(f"--format {fmt} needs --what instances|patterns|flows|clusters|neurons|distances|near")
     if layers is not None and what != "flows":
         raise ApdError("--layers applies to --what flows only")
     with open_store(store, read_only=True, wait=wait) as s:

@@ -24,8 +24,11 @@ from toolkit.paths import writable_path
 from toolkit.store import Store
 from toolkit.store.schema import NODES, RELS
 
-TABLES = {"instances": "Instance", "patterns": "Pattern", "clusters": "Cluster"}
-WHAT = (*TABLES, "flows")
+TABLES = {"instances": "Instance", "patterns": "Pattern", "clusters": "Cluster", "neurons": "Neuron"}
+# Relationship tables: per-instance distances of `apd neighbours` (on ACTIVATES), its NEAR edges.
+REL_TABLES = {"distances": ("ACTIVATES", {"src": "instance", "dst": "pattern"}),
+              "near": ("NEAR", {"src": "pattern", "dst": "neighbour"})}
+WHAT = (*TABLES, "flows", *REL_TABLES)
 FORMATS = ("csv", "parquet")
 # neo4j-admin header types for the schema's LadybugDB types (strings need no suffix).
 ADMIN_TYPES = {"STRING": "", "INT64": ":long", "DOUBLE": ":double", "BOOLEAN": ":boolean"}
@@ -77,17 +80,24 @@ def _typed(frame: pd.DataFrame, spec: dict[str, str]) -> pd.DataFrame:
 
 
 def table(store: Store, run: str, what: str, layers: str | None = None, min_strength: int = 1) -> pd.DataFrame:
-    """One of `instances`, `patterns`, `clusters` (node properties) or `flows` (computed in Cypher)."""
+    """One of `instances`, `patterns`, `clusters`, `neurons` (node properties), `flows` (computed
+    in Cypher), `distances` (ACTIVATES with `apd neighbours`' distances) or `near` (NEAR edges)."""
     if what not in WHAT:
         raise ApdError(f"--what must be one of {', '.join(WHAT)} (got {what!r})")
     _check_run(store, run)
     if what == "flows":
         flows = query_flows(store, run, parse_layers(layers, run_layers(store, run)), min_strength)
         return flows.assign(patterns=flows["patterns"].map(" ".join))
+    if what in REL_TABLES:
+        rel, names = REL_TABLES[what]
+        frame = read_rels(store, run, rel).rename(columns=names)
+        if what == "distances" and frame["near_same"].isna().all():
+            raise ApdError(f"run {run!r} has no distances: run `apd neighbours --run {run}` first")
+        return frame
     frame = read_nodes(store, run, TABLES[what])
     if what == "clusters" and frame.empty:
         raise ApdError(f"run {run!r} has no clusters: run `apd split --run {run}` first")
-    sort = {"instances": ["idx"], "patterns": ["layer", "key"], "clusters": ["cid"]}[what]
+    sort = {"instances": ["idx"], "patterns": ["layer", "key"], "clusters": ["cid"], "neurons": ["layer", "index"]}[what]
     return frame.sort_values(sort, ignore_index=True)
 
 

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from loaders.record import decode_bits, record
+from toolkit.apd.neurons import ensure_neurons, neuron_uid
 from toolkit.apd.runs import run_layers
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError, no_such_run
@@ -27,7 +28,9 @@ from toolkit.regions.partition import Partition
 from toolkit.regions.runs import RunSource, plane_node, plane_partition, run_source
 from toolkit.store import Store
 
-REPLACED = ("Blanket", "Neuron", "Plane")  # a re-run replaces these node labels of the run
+# A re-run replaces these node labels of the run. Neuron nodes are shared with `apd neurons`
+# (toolkit/apd/neurons.py): the missing ones are created, none is deleted.
+REPLACED = ("Blanket", "Plane")
 
 
 @dataclass(frozen=True)
@@ -195,9 +198,9 @@ def _write(store: Store, run: str, mp: MaximalPatterns, specs: list[PlaneSpec], 
     })
     req = mp.required.reshape(K * C, h)
     b, i = np.nonzero(req >= 0)
-    n_uid = np.array([f"{run}:n:{layer.layer}:{j}" for j in range(h)], dtype=object)
+    n_uid = neuron_uid(run, layer.layer, np.arange(h))
     used = np.unique(i)
-    neurons = pd.DataFrame({"uid": n_uid[used], "run": run, "layer": layer.layer, "index": used})
+    ensure_neurons(store, run, pd.DataFrame({"uid": n_uid[used], "run": run, "layer": layer.layer, "index": used}))
     constrains = pd.DataFrame({"src": b_uid[b], "dst": n_uid[i], "status": req[b, i]})
     cb, cp = np.nonzero(covers)
     cover_rels = pd.DataFrame({"src": b_uid[cb], "dst": layer.uids[cp]})
@@ -210,7 +213,7 @@ def _write(store: Store, run: str, mp: MaximalPatterns, specs: list[PlaneSpec], 
     })
     store.write(
         run,
-        nodes={"Blanket": blankets, "Neuron": neurons, "Plane": plane_nodes},
+        nodes={"Blanket": blankets, "Plane": plane_nodes},
         rels={"CONSTRAINS": constrains, "COVERS": cover_rels, "MEASURED": measured},
         replace=REPLACED,
     )

@@ -9,7 +9,7 @@ import pandas as pd
 
 from toolkit.errors import ApdError
 from toolkit.store import outcome, pending, queries, statement
-from toolkit.store.schema import ALL_NODES, NODES, typed_nodes, typed_rels
+from toolkit.store.schema import ALL_NODES, NODES, RELS, typed_nodes, typed_rels
 
 
 class StoreError(ApdError):
@@ -107,9 +107,14 @@ class Store(ABC):
         rels: Mapping[str, pd.DataFrame] = {},
         replace: Iterable[str] = (),
         updates: Mapping[str, pd.DataFrame] = {},
+        replace_rels: Iterable[str] = (),
+        rel_updates: Mapping[str, pd.DataFrame] = {},
     ) -> None:
-        """Replace `run`'s nodes of the `replace` labels, bulk-create `nodes` and `rels`,
-        then set properties on existing nodes from `updates` (frames keyed by `uid`).
+        """Replace `run`'s nodes of the `replace` labels and its relationships of the
+        `replace_rels` types (those whose source node is the run's; the end nodes stay),
+        bulk-create `nodes` and `rels`, then set properties on existing nodes from `updates`
+        (frames keyed by `uid`) and on existing relationships from `rel_updates` (keyed by
+        `src`, `dst`).
 
         A replace runs inside a `batch` (toolkit/store/pending.py): its deletes commit in one
         transaction and each bulk load on its own, so a failure or a crash never leaves a
@@ -122,14 +127,21 @@ class Store(ABC):
             if table not in NODES:
                 raise ValueError(f"unknown node table {table}")
             steps.append(("stmt", queries.body("delete_run_nodes", table=table), {"run": run}))
+        for table in replace_rels:
+            if table not in RELS:
+                raise ValueError(f"unknown relationship table {table}")
+            steps.append(("stmt", pending.delete_run(table), {"run": run}))
         for table, frame in nodes.items():
             steps.append(("nodes", table, typed_nodes(table, frame)))
         for table, frame in rels.items():
             steps.append(("rels", table, typed_rels(table, frame)))
         for table, frame in updates.items():
             steps.append(("update", table, typed_nodes(table, frame.assign(run="-")).drop(columns="run")))
-        if replace and self._batch is None:
-            with self.batch(run, sorted(set(replace) | set(nodes))):
+        for table, frame in rel_updates.items():
+            steps.append(("update_rels", table, typed_rels(table, frame)))
+        replaced = set(replace) | set(replace_rels)
+        if replaced and self._batch is None:
+            with self.batch(run, sorted(replaced | set(nodes))):
                 self._write_batch_steps(steps)
         else:
             self._write_batch_steps(steps)

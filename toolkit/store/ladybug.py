@@ -20,7 +20,7 @@ import pandas as pd
 from toolkit.errors import one_line
 from toolkit.store import guard, pending, queries, space
 from toolkit.store.base import Store, StoreError, plain_strings
-from toolkit.store.schema import ALL_NODES
+from toolkit.store.schema import ALL_NODES, RELS
 
 LOCK_POLL_SECONDS = 0.2
 
@@ -142,6 +142,10 @@ class LadybugStore(Store):
         if not self._has_table("Run"):
             self.close()
             raise StoreError(f"{self.location} is not an APD store (it has no Run table)")
+        if self._missing():  # made by an older apd: a short writable open adds the new properties
+            self.close()
+            self._recover(wait, "was made by an older apd and needs its schema upgraded")
+            self._open(True, wait)
         marks = pending.pending(self) if self._has_table(pending.TABLE) else []
         if not len(marks):
             if note:
@@ -159,14 +163,15 @@ class LadybugStore(Store):
             return
         self._open(True, wait)
 
-    def _recover(self, wait: float) -> None:
-        """A short writable open: LadybugDB replays its logs and cut-off runs are rolled back."""
+    def _recover(self, wait: float, why: str = "holds an interrupted write that must be recovered") -> None:
+        """A short writable open: LadybugDB replays its logs, cut-off runs are rolled back and
+        an older store's schema is upgraded."""
         try:
             LadybugStore(self.location, read_only=False, create=False, wait=wait).close()
         except StoreError as exc:
             if not _writable(self.location):
                 raise StoreError(
-                    f"store {self.location} holds an interrupted write that must be recovered, but it is not "
+                    f"store {self.location} {why}, but it is not "
                     f"writable here: run `apd store check --store {self.location}` where it is writable "
                     "(or on a writable copy of all its files)") from None
             raise exc from None
@@ -207,12 +212,28 @@ class LadybugStore(Store):
         """Schema, upgrades of older stores, then roll back runs cut off by a crash."""
         for stmt in queries.statements(queries.body("ladybug/schema")):
             self._conn.execute(stmt)
-        if "row" not in set(self._run(queries.body("ladybug/instance_columns"))["name"]):
-            self._run(queries.body("ladybug/instance_add_row"))
-        if "source" not in set(self._run(queries.body("ladybug/run_columns"))["name"]):
-            for stmt in queries.statements(queries.body("ladybug/run_add_source")):
-                self._conn.execute(stmt)
+        self._upgrade()
         pending.recover(self)
+
+    def columns(self, table: str) -> list[str]:
+        """The properties the store's `table` has, in its order (LadybugDB's catalogue)."""
+        return self._run(queries.body("ladybug/table_columns", table=queries.Literal(table)))["name"].tolist()
+
+    def _missing(self) -> list[tuple[str, str, str]]:
+        """(table, property, type) of every schema property the store's existing tables lack."""
+        tables = set(self._run(queries.body("ladybug/tables"))["name"])
+        declared = [*((t.name, t.props) for t in ALL_NODES.values()), *((r.name, r.props) for r in RELS.values())]
+        return [(table, prop, typ) for table, props in declared if table in tables
+                for have in [set(self.columns(table))] for prop, typ in props.items() if prop not in have]
+
+    def _upgrade(self) -> None:
+        """Add the properties a store made by an older apd lacks: null, or the value of
+        _UPGRADE_VALUES for the nodes already there."""
+        for table, prop, typ in self._missing():
+            self._run(queries.body("ladybug/add_column", table=table, prop=prop, type=typ))
+            if (table, prop) in _UPGRADE_VALUES:
+                self._run(queries.body("ladybug/fill_column", table=table, prop=prop),
+                          {"value": _UPGRADE_VALUES[table, prop]})
 
     def _has_table(self, name: str) -> bool:
         return name in set(self._run(queries.body("ladybug/tables"))["name"])
@@ -326,11 +347,20 @@ class LadybugStore(Store):
                 self._conn.execute(stmt, {"df": arg})
         elif kind == "rels":
             if len(arg):
-                self._conn.execute(queries.body("ladybug/copy_rels", table=what), {"df": arg})
+                props = list(arg.columns.drop(["src", "dst"]))
+                stmt = (queries.body("ladybug/copy_rels_columns", table=what, columns=", ".join(props))
+                        if props and props != list(RELS[what].props) else queries.body("ladybug/copy_rels", table=what))
+                self._conn.execute(stmt, {"df": arg})
         elif kind == "update":
             for prop in arg.columns.drop("uid"):
                 frame = pd.DataFrame({"k": arg["uid"], "v": arg[prop]})
                 self._conn.execute(queries.body("ladybug/update_nodes", table=what, prop=prop), {"df": frame})
+        elif kind == "update_rels":
+            rel = RELS[what]
+            for prop in arg.columns.drop(["src", "dst"]):
+                frame = pd.DataFrame({"s": arg["src"], "d": arg["dst"], "v": arg[prop]})
+                stmt = queries.body("ladybug/update_rels", table=what, src=rel.src, dst=rel.dst, prop=prop)
+                self._conn.execute(stmt, {"df": frame})
 
     def _rollback(self) -> None:
         """LadybugDB aborts the transaction itself when a statement in it fails."""
@@ -374,6 +404,9 @@ class LadybugStore(Store):
 
 
 _DELETES = {queries.body("delete_run_nodes", table=t): t for t in ALL_NODES}
+# What nodes of a store made before a property existed hold for it (others get null):
+# their source row is unknown; they were ingested, not coarsened.
+_UPGRADE_VALUES = {("Instance", "row"): -1, ("Run", "source"): "", ("Run", "neurons"): ""}
 
 
 def _bytes(path: Path) -> int:

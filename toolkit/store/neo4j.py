@@ -135,19 +135,19 @@ class Neo4jStore(Store):
         if self.read_only:
             raise StoreError(f"store {self.location} is open read-only")
         stmts = [s for s in steps if s[0] == "stmt" and s[1] not in _DELETES]
-        deletes = [_DELETES[s[1]] for s in steps if s[0] == "stmt" and s[1] in _DELETES]
+        deletes = [(_DELETES[s[1]], s[2]) for s in steps if s[0] == "stmt" and s[1] in _DELETES]
         bulk = [s for s in steps if s[0] != "stmt"]
         failed = "write failed, nothing written" if self._batch is None else "write failed"  # the batch says the rest
         with self._errors(failed), self._session(self._neo4j.WRITE_ACCESS) as s:
             if self._batch is None:
-                for table in deletes:
-                    s.run(queries.body("neo4j/delete_run_nodes", table=table), _run_of(steps, table)).consume()
+                for text, params in deletes:
+                    s.run(text, params).consume()
                 s.execute_write(_apply, stmts + list(_batches(bulk)))
                 return
             if stmts:  # the marker's `applied` flag commits before any change
                 s.execute_write(_apply, stmts)
-            for table in deletes:
-                s.run(queries.body("neo4j/delete_run_nodes", table=table), _run_of(steps, table)).consume()
+            for text, params in deletes:
+                s.run(text, params).consume()
             for step in _batches(bulk):
                 s.execute_write(_apply, [step])
 
@@ -222,11 +222,12 @@ def _refusal(summary) -> str | None:
 
 
 _ALIVE = "apd_write"  # the liveness transaction's metadata key; its value is the run
-_DELETES = {queries.body("delete_run_nodes", table=t): t for t in ALL_NODES}
-
-
-def _run_of(steps: list[tuple[str, str, Any]], table: str) -> dict:
-    return next(p for k, text, p in steps if k == "stmt" and _DELETES.get(text) == table)
+# A run's deletes (shared text) -> their bounded Neo4j variants, auto-committing.
+_DELETES = {
+    **{queries.body("delete_run_nodes", table=t): queries.body("neo4j/delete_run_nodes", table=t) for t in ALL_NODES},
+    **{pending.delete_run(t): queries.body("neo4j/delete_run_rels", table=t, src=r.src, dst=r.dst)
+       for t, r in RELS.items()},
+}
 
 
 def _batches(steps: list[tuple[str, str, Any]]):
@@ -236,13 +237,16 @@ def _batches(steps: list[tuple[str, str, Any]]):
     chunk's values would otherwise all sit in Python lists before the first batch is sent.
     """
     for kind, what, frame in steps:
-        ends = {"nodes": [], "rels": ["src", "dst"], "update": ["uid"]}[kind]
+        ends = {"nodes": [], "rels": ["src", "dst"], "update": ["uid"], "update_rels": ["src", "dst"]}[kind]
         props = queries.ColumnMap(c for c in frame.columns if c not in ends)
         if kind == "nodes":
             text = queries.body("neo4j/create_nodes", table=what, props=props)
         elif kind == "rels":
             rel = RELS[what]
             text = queries.body("neo4j/create_rels", table=what, src=rel.src, dst=rel.dst, props=props)
+        elif kind == "update_rels":
+            rel = RELS[what]
+            text = queries.body("neo4j/update_rels", table=what, src=rel.src, dst=rel.dst, props=props)
         else:  # update
             text = queries.body("neo4j/update_nodes", table=what, props=props)
         for start in range(0, len(frame), BATCH):

@@ -12,7 +12,8 @@ atomic. Instead every replace is bracketed by a `PendingWrite` node:
 
 A marker left over means the write never finished: with applied = false the run was never
 touched and the marker is just removed; with applied = true the run's nodes of the marked
-labels are deleted (its previous results were already replaced; nothing half-written stays).
+labels (and relationships of the marked types) are deleted (its previous results were
+already replaced; nothing half-written stays).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from toolkit.store import queries
-from toolkit.store.schema import PENDING
+from toolkit.store.schema import PENDING, RELS
 
 if TYPE_CHECKING:
     from toolkit.store.base import Store
@@ -64,9 +65,17 @@ def roll_back(store: "Store", uid: str, run: str, tables: list[str], applied: bo
 
     One transaction of deletes only (all logged), so it is atomic even across a crash.
     """
-    steps = [("stmt", queries.body("delete_run_nodes", table=t), {"run": run}) for t in tables] if applied else []
+    steps = [("stmt", delete_run(t), {"run": run}) for t in tables] if applied else []
     steps.append(("stmt", queries.body("pending_clear", table=TABLE), {"uid": uid}))
     store._write_all(steps)
+
+
+def delete_run(table: str) -> str:
+    """A node label's or relationship type's delete for one run (a marker names either)."""
+    if table in RELS:
+        rel = RELS[table]
+        return queries.body("delete_run_rels", table=table, src=rel.src, dst=rel.dst)
+    return queries.body("delete_run_nodes", table=table)
 
 
 def recover(store: "Store") -> list[str]:

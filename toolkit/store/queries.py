@@ -21,6 +21,11 @@ class ColumnMap(tuple):
     several times faster, and the statement needs no Eager step to copy a row map."""
 
 
+class Literal(str):
+    """An identifier from the schema that fills its placeholder as a string literal ('Run'):
+    LadybugDB's `CALL table_info(...)` takes a literal table name, not a parameter."""
+
+
 class UnknownQuery(KeyError):
     """A named query that has no file."""
 
@@ -59,7 +64,8 @@ def body(name: str, **identifiers: str | ColumnMap) -> str:
     """The statement(s) of `name` without header comments, placeholders filled.
 
     Filled identifiers are back-quoted: the schema uses names (`IN`, `index`) that are
-    keywords in LadybugDB. A ColumnMap fills its placeholder with a map literal.
+    keywords in LadybugDB. A ColumnMap fills its placeholder with a map literal, a Literal
+    with a quoted string.
     """
     text = code(name)
     needed = set(_PLACEHOLDER.findall(text))
@@ -71,6 +77,7 @@ def body(name: str, **identifiers: str | ColumnMap) -> str:
         if not ok:
             raise ValueError(f"{name}: {key}={value!r} is not an identifier")
     quoted = {k: "{" + ", ".join(f"`{v}`: $c.`{v}`[i]" for v in vals) + "}" if isinstance(vals, ColumnMap)
+              else f"'{vals}'" if isinstance(vals, Literal)
               else ", ".join(f"`{v}`" for v in vals.split(", ")) for k, vals in identifiers.items()}
     return _PLACEHOLDER.sub(lambda m: quoted[m.group(1)], text)
 

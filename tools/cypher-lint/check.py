@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -84,11 +85,12 @@ def collect() -> list[dict]:
 def lint(items: list[dict]) -> list[dict]:
     """Diagnostics (errors and warnings) from Neo4j's linter for the given statements."""
     ensure_installed()
-    proc = subprocess.run(
-        ["node", str(HERE / "lint.mjs")],
-        input=json.dumps({"schema": schema(), "queries": items}),
-        capture_output=True, text=True,
-    )
+    # stdin from a file, not a pipe: node's readFileSync(0) on a pipe fails with EAGAIN when
+    # the writer is slower than the reader (a loaded machine, a large input).
+    with tempfile.TemporaryFile("w+") as f:
+        json.dump({"schema": schema(), "queries": items}, f)
+        f.seek(0)
+        proc = subprocess.run(["node", str(HERE / "lint.mjs")], stdin=f, capture_output=True, text=True)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"linter crashed: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout)
