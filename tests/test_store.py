@@ -109,8 +109,10 @@ def test_every_ladybug_variant_runs(store):
     """cypher/ladybug/ files cannot pass Neo4j's linter (COPY, LOAD FROM): they run here instead."""
     assert set(queries.files("ladybug")) == {"ladybug/schema", "ladybug/copy_nodes", "ladybug/copy_rels",
                                              "ladybug/update_nodes", "ladybug/tables", "ladybug/instance_columns",
-                                             "ladybug/instance_add_row"}
+                                             "ladybug/instance_add_row", "ladybug/run_columns",
+                                             "ladybug/run_add_split"}  # run_add_split: test_training_history.py
     assert {"Run", "Instance", "ACTIVATES", "PendingWrite"} <= set(store.query("ladybug/tables")["name"])
+    assert {"history_only", "official_split", "split_note"} <= set(store.query("ladybug/run_columns")["name"])
     assert store.query("ladybug/instance_columns")["name"].tolist()[:4] == ["uid", "run", "idx", "row"]
     write_random_run(store, "a", seed=5)
     store.update("Instance", pd.DataFrame({"uid": ["a:i:0", "a:i:1"], "cluster": [7, 8]}))

@@ -142,6 +142,13 @@ class LadybugStore(Store):
         if not self._has_table("Run"):
             self.close()
             raise StoreError(f"{self.location} is not an APD store (it has no Run table)")
+        if self._older_run_table():  # reads name the new Run columns: upgrade through a writable open
+            self.close()
+            if not _writable(self.location):
+                raise StoreError(f"store {self.location} was made by an older apd and is not writable here: "
+                                 f"run `apd store check --store {self.location}` where it is, to upgrade it")
+            LadybugStore(self.location, read_only=False, create=False, wait=wait).close()
+            note = self._open(True, wait)
         marks = pending.pending(self) if self._has_table(pending.TABLE) else []
         if not len(marks):
             if note:
@@ -209,7 +216,14 @@ class LadybugStore(Store):
             self._conn.execute(stmt)
         if "row" not in set(self._run(queries.body("ladybug/instance_columns"))["name"]):
             self._run(queries.body("ladybug/instance_add_row"))
+        if self._older_run_table():
+            for stmt in queries.statements(queries.body("ladybug/run_add_split")):
+                self._run(stmt)
         pending.recover(self)
+
+    def _older_run_table(self) -> bool:
+        """Whether the Run table predates history_only / official_split / split_note."""
+        return "split_note" not in set(self._run(queries.body("ladybug/run_columns"))["name"])
 
     def _has_table(self, name: str) -> bool:
         return name in set(self._run(queries.body("ladybug/tables"))["name"])
