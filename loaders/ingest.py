@@ -86,7 +86,7 @@ def ingest(
     forgetting, never, source = _forgetting(loaded.record, ds)
     frames = build_frames(run, rec, ds.y, forgetting, never, ds.rows, instances=len(ds) <= CHUNK_INSTANCES)
     correct = rec.pred == ds.y
-    official, note = split_provenance(ds)
+    official, note = split_provenance(ds.name, ds.meta)
     run_node = {
         "uid": run,
         "run": run,

@@ -247,7 +247,7 @@ def history_run_node(run: str, out: str | os.PathLike, arch: dict, data, epochs:
     """The Run node of a run that holds only training history (Epoch nodes, no instances), so
     that `apd runs` lists it, `apd store check` knows it and the analytics that need
     instances say so; `apd ingest MODEL --run NAME` later replaces it with an ingested one."""
-    official, note = split_provenance(data)
+    official, note = split_provenance(data.name, data.meta)
     return pd.DataFrame([{
         "uid": run, "run": run, "model": str(Path(out).resolve()), "model_hash": file_hash(out), "factory": "",
         "dataset": data.name, "split": data.split, "epoch": epochs, "arch": arch_string(arch),
