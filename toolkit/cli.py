@@ -116,9 +116,11 @@ def readable(value: Any) -> Any:
     is tiny or huge (`0.967661`, not `9.676609e-01`); a node or relationship as Cypher writes
     it, without the store's internal ids (`(:Pattern {layer: 2, key: "..."})`)."""
     if isinstance(value, float):
-        if not math.isfinite(value) or value == 0 or 1e-4 <= abs(value) < 1e15:
-            return f"{value:.6g}" if value != int(value) or not math.isfinite(value) else f"{value:.1f}"
-        return f"{value:.4g}"
+        if not math.isfinite(value) or value == 0:
+            return str(value)
+        if 1e-4 <= abs(value) < 1e6:
+            return f"{value:.1f}" if value == round(value) else f"{value:.6g}"
+        return f"{value:.4g}"  # tiny or huge: an exponent says more than zeros
     if isinstance(value, dict) or hasattr(value, "element_id"):  # LadybugDB dicts, Neo4j Node / Relationship
         return _graph_item(value)
     return value
@@ -373,7 +375,9 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
 @click.option("--record-every", default=0, show_default=True, type=int,
               help="Count distinct patterns per layer every N epochs (and at epoch 0); needs --run.")
 @click.option("--record-split", type=click.Choice(["train", "test"]), default="train", show_default=True)
-@click.option("--run", "run", default=None, help="Run whose Epoch nodes receive the counts (`apd evolution --run`).")
+@click.option("--run", "run", default=None,
+              help="Run whose Epoch nodes receive the counts (`apd evolution --run`); a new run holds only "
+                   "this training history until `apd ingest` adds instances.")
 @data_dir_option
 @store_option
 @wait_option
