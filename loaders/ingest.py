@@ -22,13 +22,14 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from loaders.datasets import Dataset, load_dataset
+from loaders.datasets import Dataset, load_dataset, split_provenance
 from loaders.models import file_hash, load
 from loaders.record import Recording, record
 from toolkit.errors import ApdError
 from toolkit.store import Store, open_store
 from toolkit.store.schema import NODES
 
+DEFAULT_DATASET = "digits"  # for a model whose checkpoint names no dataset (a factory's state dict)
 CHUNK_INSTANCES = 250_000  # instances per write once a run is too big for one transaction
 _RUN_NAME = re.compile(r"[A-Za-z0-9_.@+-]+")
 # what a (re-)ingest replaces: everything of the run except the Epoch nodes training recorded
@@ -37,7 +38,7 @@ _RUN_TABLES = [t for t in NODES if t != "Epoch"]
 
 def ingest(
     model_path: str | os.PathLike,
-    dataset: str | Dataset = "digits",
+    dataset: str | Dataset | None = None,
     split: str = "train",
     run: str | None = None,
     store: Store | str | None = None,
@@ -52,6 +53,9 @@ def ingest(
 
     A store given by location is opened (and locked, waiting up to `wait` seconds for another
     writer) before the model is loaded, so a second writer fails before doing any work.
+    `dataset` None takes the one the checkpoint was trained on (digits for a factory model);
+    a dataset other than that one is ingested with a warning (in the result's `warnings`):
+    a Fashion-MNIST model on MNIST scores near chance, and nothing else would say why.
     """
     run = f"{Path(model_path).stem}-{split}" if run is None else run  # --run "" is refused, not defaulted
     if not _RUN_NAME.fullmatch(run):
@@ -60,7 +64,14 @@ def ingest(
         with open_store(store, wait=wait) as s:
             return ingest(model_path, dataset, split, run, s, device, batch_size, factory, data_dir, progress)
     loaded = load(model_path, factory)
+    trained_on = loaded.record.get("dataset")
+    if dataset is None:
+        dataset = trained_on or DEFAULT_DATASET
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, split, data_dir)
+    warnings = []
+    if trained_on and trained_on != ds.name:
+        warnings.append(f"model {model_path} was trained on {trained_on}, not {ds.name}: its patterns and "
+                        "accuracy here describe data it never saw")
     arch = loaded.arch
     if loaded.features is not None and ds.features != loaded.features:
         raise ApdError(f"model {model_path} takes {loaded.features} features but dataset {ds.name} has {ds.features}")
@@ -75,6 +86,7 @@ def ingest(
     forgetting, never, source = _forgetting(loaded.record, ds)
     frames = build_frames(run, rec, ds.y, forgetting, never, ds.rows, instances=len(ds) <= CHUNK_INSTANCES)
     correct = rec.pred == ds.y
+    official, note = split_provenance(ds.name, ds.meta)
     run_node = {
         "uid": run,
         "run": run,
@@ -89,6 +101,9 @@ def ingest(
         "instances": len(ds),
         "layers": len(rec.layers),
         "accuracy": float(correct.mean()),
+        "history_only": False,
+        "official_split": official,
+        "split_note": note,
     }
     frames["nodes"]["Run"] = pd.DataFrame([run_node])
     with _opened(store) as s:
@@ -105,6 +120,7 @@ def ingest(
         "next_edges": len(frames["rels"]["NEXT"]),
         "predicts_edges": len(frames["rels"]["PREDICTS"]),
         "activates_edges": len(ds) * len(rec.layers),
+        "warnings": warnings,
     }
 
 

@@ -93,9 +93,13 @@ def _activation(activation: str, negative_slope: float) -> nn.Module:
 
 
 def arch_string(arch: dict) -> str:
-    """e.g. `64-32-32-32-10 relu` or `lenet5 784-10 relu` (plus `density=0.03` for pruned networks)."""
+    """e.g. `64-32-32-32-10 relu` or `lenet5 1x28x28-6x28x28-16x10x10-120-84-10 relu`: the
+    input, each hidden layer's output shape (channels x height x width for conv layers: the
+    bits of its pattern) and the classes (plus `density=0.03` for pruned networks)."""
     if arch.get("kind", "mlp") == "lenet5":
-        text = f"lenet5 {arch['in_dim']}-{arch['out_dim']} {arch['activation']}"
+        side = LENET_SIDE
+        shapes = [f"1x{side}x{side}", f"6x{side}x{side}", "16x10x10", "120", "84", str(arch["out_dim"])]
+        text = f"lenet5 {'-'.join(shapes)} {arch['activation']}"
         return text if arch.get("density", 1.0) >= 1.0 else f"{text} density={arch['density']:g}"
     dims = "-".join(str(d) for d in [arch["in_dim"], *arch["hidden"], arch["out_dim"]])
     text = f"{dims} {arch['activation']}"

@@ -11,17 +11,19 @@ import math
 import os
 import re
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from loaders.datasets import load_dataset
+from loaders.datasets import load_dataset, split_provenance
 from loaders.forgetting import forgetting_events
 from loaders.epochs import EpochCounter
 from loaders.memory import check_fits
-from loaders.models import ACTIVATIONS, ARCHS, apply_masks, arch_string, build_model, save_checkpoint
+from loaders.models import ACTIVATIONS, ARCHS, apply_masks, arch_string, build_model, file_hash, save_checkpoint
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError
 from toolkit.paths import writable_path
@@ -226,17 +228,46 @@ def train(
     if counter is not None:
         from toolkit.store import open_store
 
+        record_ds = train_ds if record_split == "train" else test_ds
+        accuracy = result["train_accuracy"] if record_split == "train" else result["test_accuracy"]
         with open_store(store, wait=wait) as s:
-            s.write(run, nodes={"Epoch": counter.frame(run)}, replace=["Epoch"])
+            nodes, replace = {"Epoch": counter.frame(run)}, ["Epoch"]
+            if _history_only(s, run):  # an ingested run keeps its own Run node
+                nodes["Run"] = history_run_node(run, out, arch, record_ds, epochs, counter, accuracy)
+                replace.append("Run")
+            s.write(run, nodes=nodes, replace=replace)
             result["store"] = s.location
         result["run"] = run
         result["epochs_recorded"] = counter.rows
     return result
 
 
+def history_run_node(run: str, out: str | os.PathLike, arch: dict, data, epochs: int, counter: EpochCounter,
+                     accuracy: float) -> pd.DataFrame:
+    """The Run node of a run that holds only training history (Epoch nodes, no instances), so
+    that `apd runs` lists it, `apd store check` knows it and the analytics that need
+    instances say so; `apd ingest MODEL --run NAME` later replaces it with an ingested one."""
+    official, note = split_provenance(data.name, data.meta)
+    return pd.DataFrame([{
+        "uid": run, "run": run, "model": str(Path(out).resolve()), "model_hash": file_hash(out), "factory": "",
+        "dataset": data.name, "split": data.split, "epoch": epochs, "arch": arch_string(arch),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "instances": 0,
+        "layers": len(counter.ops), "accuracy": float(accuracy), "history_only": True,
+        "official_split": official, "split_note": note,
+    }])
+
+
+def _history_only(store, run: str) -> bool:
+    """Whether `run` has no Run node yet, or only a training-history one."""
+    runs = store.query("runs")
+    held = runs[runs["run"] == run]
+    return held.empty or bool(held["history_only"].eq(True).iloc[0])
+
+
 def _check_epoch_run(store: str | None, run: str, out: str | os.PathLike, wait: float) -> None:
     """Epoch nodes describe one training: refuse a --run that already names an ingested run of
-    another model (its Epoch rows would be read as that model's history)."""
+    another model (its Epoch rows would be read as that model's history). A run holding only
+    an earlier training's history is replaced, as re-training replaces its Epoch nodes."""
     from toolkit.store import open_store, store_location
 
     where = store_location(store)
@@ -244,7 +275,8 @@ def _check_epoch_run(store: str | None, run: str, out: str | os.PathLike, wait: 
         return
     with open_store(store, read_only=True, wait=wait) as s:
         runs = s.runs()
-    held = runs.loc[runs["run"] == run, "model"] if len(runs) else []
+    held = runs.loc[(runs["run"] == run) & ~runs["history_only"].eq(True), "model"] \
+        if len(runs) else []
     model = str(Path(out).resolve())
     if len(held) and held.iloc[0] != model:
         raise ApdError(f"run {run!r} in the store holds model {held.iloc[0]}, not {model}: "

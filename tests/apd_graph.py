@@ -53,7 +53,8 @@ def apd_frames(run: str, patterns: np.ndarray, label: np.ndarray, pred: np.ndarr
     pr = pd.DataFrame({"src": wide[L], "dst": [f"{run}:y:{v}" for v in pred], "err": err})
     pr = pr.groupby(["src", "dst"], as_index=False).agg(count=("err", "size"), errors=("err", "sum"))
     runs = pd.DataFrame({"uid": [run], "run": [run], "dataset": ["synthetic"], "split": ["test"], "epoch": [-1],
-                         "instances": [n], "layers": [L], "accuracy": [float((err == 0).mean())]})
+                         "instances": [n], "layers": [L], "accuracy": [float((err == 0).mean())],
+                         "history_only": [False], "official_split": [False], "split_note": ["synthetic"]})
     nodes = {"Run": runs, "Instance": inst, "Pattern": pattern, "Label": labels}
     rels = {"ACTIVATES": acts, "NEXT": nxt, "PREDICTS": pr}
     return nodes, rels

@@ -58,14 +58,16 @@ def test_coarse_apd_equals_a_group_by_of_the_forward_pass(ingested):
     with open_store(store_path) as s:
         pats = read_nodes(s, "d.k5", "Pattern")
         bits = dict(zip(pats["uid"], pats["bits"]))
-        run = s.query("runs").set_index("run").loc["d.k5"]
+        runs = s.query("runs").set_index("run")
+        run = runs.loc["d.k5"]
         meta = s.query("coarse_source", run="d.k5")
         nxt, predicts = read_rels(s, "d.k5", "NEXT"), read_rels(s, "d.k5", "PREDICTS")
         labels = dict(zip(*read_nodes(s, "d.k5", "Label")[["uid", "value"]].T.to_numpy()))
         links = read_rels(s, "d.k5", "COARSENS")
         assert problems(s) == []
     assert meta.values.tolist() == [["d", ";".join(f"{i + 1}:" + ",".join(map(str, c)) for i, c in enumerate(chosen))]]
-    assert run["instances"] == len(pred) and run["layers"] == 2
+    assert run["instances"] == len(pred) and run["layers"] == 2 and not run["history_only"]
+    assert (run["official_split"], run["split_note"]) == tuple(runs.loc["d", ["official_split", "split_note"]])
     assert links[["src", "dst"]].values.tolist() == [["d.k5", "d"]]
     for layer in (1, 2):
         want = keys.groupby(f"l{layer}").agg(support=("pred", "size"), errors=("wrong", "sum"))

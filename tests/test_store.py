@@ -113,6 +113,7 @@ def test_every_ladybug_variant_runs(store):
                                              "ladybug/update_rels"}
     assert {"Run", "Instance", "ACTIVATES", "PendingWrite"} <= set(store.query("ladybug/tables")["name"])
     assert store.columns("Instance")[:4] == ["uid", "run", "idx", "row"]
+    assert {"history_only", "official_split", "split_note"} <= set(store.columns("Run"))
     write_random_run(store, "a", seed=5)
     store.update("Instance", pd.DataFrame({"uid": ["a:i:0", "a:i:1"], "cluster": [7, 8]}))
     got = store.read("MATCH (i:Instance) WHERE i.run = 'a' AND i.cluster > 0 RETURN i.idx AS idx, i.cluster AS c ORDER BY idx")

@@ -149,7 +149,7 @@ def test_record_every_then_evolution_gives_the_per_epoch_table(apd, tmp_path):
     apd.json("ingest", str(out), "--run", "ev", "--device", "cpu")
     assert len(apd.json("evolution", "--run", "ev")) == 2
     assert apd.json("drop", "--run", "ev")["nodes_removed"] > 0
-    one_line_error(apd("evolution", "--run", "ev", ok=False), "has no recorded epochs")
+    one_line_error(apd("evolution", "--run", "ev", ok=False), "no run named 'ev'")
 
 
 def test_train_option_mistakes_are_one_line(apd, tmp_path):

@@ -106,6 +106,50 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 problem`, `2 problems`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def readable(value: Any) -> Any:
+    """One table cell for people: a float with 6 significant digits and no exponent unless it
+    is tiny or huge (`0.967661`, not `9.676609e-01`); a node or relationship as Cypher writes
+    it, without the store's internal ids (`(:Pattern {layer: 2, key: "..."})`)."""
+    if isinstance(value, float):
+        if not math.isfinite(value) or value == 0:
+            return str(value)
+        if 1e-4 <= abs(value) < 1e6:
+            return f"{value:.1f}" if value == round(value) else f"{value:.6g}"
+        return f"{value:.4g}"  # tiny or huge: an exponent says more than zeros
+    if isinstance(value, dict) or hasattr(value, "element_id"):  # LadybugDB dicts, Neo4j Node / Relationship
+        return _graph_item(value)
+    return value
+
+
+# Keys LadybugDB adds to a node or relationship value: its internal ids, label and ends.
+_INTERNAL = {"_ID", "_LABEL", "_SRC", "_DST"}
+
+
+def _graph_item(item: Any) -> str:
+    """A node as `(:Label {k: v, ...})`, a relationship as `[:TYPE {k: v}]`."""
+    if isinstance(item, dict):
+        name, props, rel = str(item.get("_LABEL", "")), item, "_SRC" in item
+    else:
+        rel = hasattr(item, "start_node")
+        name, props = (item.type if rel else ":".join(sorted(item.labels))), dict(item)
+    text = ", ".join(f"{k}: {_literal(v)}" for k, v in props.items() if k not in _INTERNAL and v is not None)
+    body = f":{name}" + (f" {{{text}}}" if text else "")
+    return f"[{body}]" if rel else f"({body})"
+
+
+def _literal(value: Any) -> str:
+    """A property value inside a rendered node: strings quoted, floats as `readable` writes them."""
+    value = _clean(value)
+    if isinstance(value, float):
+        return readable(value)
+    return json.dumps(value, default=str)
+
+
 def records(df: pd.DataFrame) -> list[dict]:
     """DataFrame rows as JSON-safe dicts (NaN -> null, numpy -> Python)."""
     return [{k: _clean(v) for k, v in row.items()} for row in df.to_dict("records")]
@@ -119,7 +163,7 @@ def emit(data: Any, as_json: bool, human: Callable[[], None] | None = None) -> N
         elif human:
             human()
         else:
-            click.echo(data.to_string(index=False) if len(data) else "(no rows)")
+            click.echo(data.map(readable).to_string(index=False) if len(data) else "(no rows)")
         return
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
@@ -218,9 +262,15 @@ def query(name: str | None, params: tuple[str, ...], list_: bool, store: str | N
     """
     if list_ or not name:
         table = pd.DataFrame(
-            [{"name": n, "parameters": ", ".join(queries.parameters(n))} for n in queries.names()]
+            [{"name": n, "parameters": ", ".join(queries.parameters(n)), "description": queries.description(n)}
+             for n in queries.names()]
         )
-        emit(table, as_json)
+
+        def listing() -> None:
+            for row in table.itertuples():
+                click.echo(f"{row.name:<20} {row.description}" + (f" [-p {row.parameters}]" if row.parameters else ""))
+
+        emit(table, as_json, listing)
         return
     given = parse_params(params)
     if "run" in given:  # a run name is text even when it reads as JSON (run=123, run=[1,2])
@@ -298,7 +348,8 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
     info = fetch(name, data_dir, force=force, progress=not as_json)
     emit(info, as_json, lambda: click.echo(
         f"{name}: {info['instances']} images x {info['features']} features, {info['classes']} classes "
-        f"-> {info['path']} ({info['bytes'] / 1e6:.1f} MB{', cached' if info['cached'] else ''})"
+        f"-> {info['path']} ({info['bytes'] / 1e6:.1f} MB{', cached' if info['cached'] else ''})\n"
+        f"split: {info['split_note']}"
     ))
 
 
@@ -324,7 +375,9 @@ def data_fetch(name: str, data_dir: str | None, force: bool, as_json: bool) -> N
 @click.option("--record-every", default=0, show_default=True, type=int,
               help="Count distinct patterns per layer every N epochs (and at epoch 0); needs --run.")
 @click.option("--record-split", type=click.Choice(["train", "test"]), default="train", show_default=True)
-@click.option("--run", "run", default=None, help="Run whose Epoch nodes receive the counts (`apd evolution --run`).")
+@click.option("--run", "run", default=None,
+              help="Run whose Epoch nodes receive the counts (`apd evolution --run`); a new run holds only "
+                   "this training history until `apd ingest` adds instances.")
 @data_dir_option
 @store_option
 @wait_option
@@ -358,7 +411,8 @@ def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snaps
 
 @main.command("ingest")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--dataset", default="digits", show_default=True, help="digits, mnist, fashion-mnist or npz:PATH.")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="digits, mnist, fashion-mnist or npz:PATH [default: the checkpoint's own, else digits].")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="train", show_default=True)
 @click.option("--run", "run", required=True, help="Run name, e.g. mnist32@e50 (re-ingesting replaces it).")
 @device_option
@@ -368,16 +422,20 @@ def train_cmd(dataset: str, arch: str, hidden: str, epochs: int, out: str, snaps
 @store_option
 @wait_option
 @json_option
-def ingest_cmd(model: str, dataset: str, split: str, run: str, device: str, batch_size: int, factory: str | None,
+def ingest_cmd(model: str, dataset: str | None, split: str, run: str, device: str, batch_size: int, factory: str | None,
                data_dir: str | None, store: str | None, wait: float, as_json: bool) -> None:
     """Record MODEL's activation patterns over a split and write the run's APD.
 
     Example: apd ingest digits.pt --dataset digits --split test --run digits-test
+    The dataset defaults to the one the checkpoint was trained on; another one is ingested with a warning.
     """
     from loaders.ingest import ingest
 
     info = ingest(model, dataset, split, run, store, device, batch_size, factory, data_dir, progress=not as_json,
                   wait=wait)
+    if not as_json:  # --json carries them in its `warnings` field
+        for line in info["warnings"]:
+            click.echo(f"warning: {line}", err=True)
     emit(info, as_json, lambda: click.echo(
         f"{run}: {info['instances']} instances of {info['dataset']}/{info['split']}, accuracy {info['accuracy']:.3f}; "
         f"patterns per layer {' / '.join(str(p['patterns']) for p in info['patterns'])}; "
@@ -638,7 +696,8 @@ def regions(run: str, anchors: str, device: str, scale: float, box: str | None, 
 
     idx = numbers(anchors, "--anchors", count=3)
     with open_store(store, read_only=not save, create=False, wait=wait) as s:
-        out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir, save)
+        out = plane_regions(s, run, idx, device, scale, numbers(box, "--box", float, 4), data_dir, save,
+                            progress=not as_json)
     emit(out, as_json, lambda: click.echo(
         f"{run}: plane through instances {out['anchors']} (labels {out['anchor_labels']}): "
         f"{out['regions']} regions, area {out['area']:.6g} of box {out['box_area']:.6g} "
@@ -932,8 +991,9 @@ def store_info(store: str | None, wait: float, as_json: bool) -> None:
 
     def human() -> None:
         click.echo(f"{out['path']}: " + (f"{out['bytes']} bytes" if out["bytes"] is not None else "a Neo4j database"))
-        for name, size in out["files"].items():
-            click.echo(f"  {name}: {size} bytes")
+        if len(out["files"]) > 1:  # the store file alone is the line above; side files (.wal) by name
+            for name, size in out["files"].items():
+                click.echo(f"  {name.rsplit('/', 1)[-1]}: {size} bytes")
         click.echo(out["runs"].to_string(index=False) if len(out["runs"]) else "(no runs)")
         for w in out["pending"].itertuples():
             click.echo(f"unfinished write: run {w.run} ({w.op}, started {w.started})")
@@ -955,7 +1015,7 @@ def store_check(store: str | None, wait: float, as_json: bool) -> None:
 
     out = check(store_location(store), wait)
     emit(out, as_json, lambda: click.echo(
-        f"{out['path']}: {out['runs']} runs, " + (f"{len(out['problems'])} problems" if out["problems"] else "all whole")))
+        f"{out['path']}: {plural(out['runs'], 'run')}, " + (plural(len(out["problems"]), "problem") if out["problems"] else "all whole")))
     for line in out["problems"]:
         click.echo(f"problem: {line}", err=True)
     if out["problems"]:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from toolkit.apd.flows import parse_layers, query_flows
 from toolkit.apd.runs import run_layers
 from toolkit.errors import ApdError, no_such_run
-from toolkit.paths import writable_path
+from toolkit.paths import default_mode, writable_path
 from toolkit.store import Store
 from toolkit.store.schema import NODES, RELS
 
@@ -84,9 +84,9 @@ def table(store: Store, run: str, what: str, layers: str | None = None, min_stre
     in Cypher), `distances` (ACTIVATES with `apd neighbours`' distances) or `near` (NEAR edges)."""
     if what not in WHAT:
         raise ApdError(f"--what must be one of {', '.join(WHAT)} (got {what!r})")
-    _check_run(store, run)
+    n_layers = run_layers(store, run)  # an unknown run, or one without instances, is refused here
     if what == "flows":
-        flows = query_flows(store, run, parse_layers(layers, run_layers(store, run)), min_strength)
+        flows = query_flows(store, run, parse_layers(layers, n_layers), min_strength)
         return flows.assign(patterns=flows["patterns"].map(" ".join))
     if what in REL_TABLES:
         rel, names = REL_TABLES[what]
@@ -120,6 +120,7 @@ def export_table(store: Store, run: str, what: str, fmt: str, out: str | os.Path
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
+        default_mode(tmp)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -200,6 +201,7 @@ def export_admin(store: Store, run: str, out: str | os.PathLike, progress: bool 
                 rels.append(_admin_csv(frame, header, tmp, name))
         (tmp / MARKER).write_text(_import_script(nodes, rels))
         (tmp / MARKER).chmod(0o755)
+        default_mode(tmp, directory=True)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

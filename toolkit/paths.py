@@ -48,3 +48,12 @@ def output_file(path: str | os.PathLike, suffixes: tuple[str, ...], option: str 
     if not p.parent.is_dir():
         raise ApdError(f"directory {str(p.parent)!r} does not exist")
     return p
+
+
+def default_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a file or folder made by `tempfile` (mode 0600 / 0700, private on purpose for
+    temp files) the mode a plain `open` / `mkdir` gives: 0666 / 0777 less the umask, so an
+    atomically written export is as readable as any other tool's output (0644 under umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~mask)

@@ -3,7 +3,7 @@
 // This file is also the toolkit's single source for property names and types:
 // toolkit/store/schema.py parses it to type bulk frames before COPY.
 // Parameters: none. Columns: none.
-CREATE NODE TABLE IF NOT EXISTS Run(uid STRING, run STRING, model STRING, model_hash STRING, factory STRING, dataset STRING, split STRING, epoch INT64, arch STRING, created STRING, instances INT64, layers INT64, accuracy DOUBLE, source STRING, neurons STRING, PRIMARY KEY(uid));
+CREATE NODE TABLE IF NOT EXISTS Run(uid STRING, run STRING, model STRING, model_hash STRING, factory STRING, dataset STRING, split STRING, epoch INT64, arch STRING, created STRING, instances INT64, layers INT64, accuracy DOUBLE, source STRING, neurons STRING, history_only BOOLEAN, official_split BOOLEAN, split_note STRING, PRIMARY KEY(uid));
 CREATE NODE TABLE IF NOT EXISTS Instance(uid STRING, run STRING, idx INT64, row INT64, label INT64, pred INT64, correct BOOLEAN, forgetting INT64, never_learned BOOLEAN, cluster INT64, boundary_dist DOUBLE, inradius DOUBLE, PRIMARY KEY(uid));
 CREATE NODE TABLE IF NOT EXISTS Pattern(uid STRING, run STRING, layer INT64, key STRING, bits STRING, ones INT64, support INT64, errors INT64, PRIMARY KEY(uid));
 CREATE NODE TABLE IF NOT EXISTS Label(uid STRING, run STRING, value INT64, PRIMARY KEY(uid));

@@ -247,7 +247,9 @@ def coarsen(
             **{k: meta[k] for k in ("model", "model_hash", "factory", "dataset", "split", "epoch", "arch",
                                     "instances", "layers", "accuracy")},
             "uid": new, "run": new, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": run, "neurons": spec,
+            "source": run, "neurons": spec, "history_only": False,
+            # how the split was drawn is the source's; unknown (left unset) for a run of an older store
+            **{k: meta[k] for k in ("official_split", "split_note") if pd.notna(meta[k])},
         }
         frames["nodes"]["Run"] = pd.DataFrame([run_node])
         frames["rels"]["COARSENS"] = pd.DataFrame({"src": [new], "dst": [run]})

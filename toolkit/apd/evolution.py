@@ -6,7 +6,7 @@ from fnmatch import fnmatchcase
 
 import pandas as pd
 
-from toolkit.errors import ApdError
+from toolkit.errors import ApdError, no_such_run
 from toolkit.store import Store
 from toolkit.store.base import StoreError
 
@@ -14,7 +14,8 @@ from toolkit.store.base import StoreError
 def evolution(store: Store, runs: str) -> pd.DataFrame:
     """One row per run matching the glob `runs`, ordered by epoch: epoch, accuracy, patterns per layer."""
     all_runs = store.query("runs")
-    chosen = all_runs[[fnmatchcase(r, runs) for r in all_runs["run"]]]
+    matched = all_runs["run"].map(lambda r: fnmatchcase(r, runs))
+    chosen = all_runs[matched & ~all_runs["history_only"].eq(True)]  # training-history runs have no patterns
     if chosen.empty:
         raise ApdError(f"no run matches {runs!r} (`apd runs` lists them)")
     counts = store.query("pattern_counts", runs=chosen["run"].tolist())
@@ -32,6 +33,8 @@ def epoch_table(store: Store, run: str) -> pd.DataFrame:
         if "Epoch does not exist" not in str(exc):
             raise
         rows = pd.DataFrame()
+    if rows.empty and run not in set(store.query("runs")["run"]):
+        raise no_such_run(run)
     if rows.empty:
         raise ApdError(f"run {run!r} has no recorded epochs: train it with `apd train --record-every N --run {run}`")
     wide = rows.pivot(index="epoch", columns="layer", values="patterns").astype("int64")

@@ -26,11 +26,21 @@ class RunPatterns:
     frame: pd.DataFrame
 
 
+def history_only_run(run: str) -> ApdError:
+    """The one wording for a run of `apd train --record-every` asked for what needs instances."""
+    return ApdError(f"run {run!r} holds only training history (Epoch nodes, no instances): "
+                    f"`apd evolution --run {run}` reads it; `apd ingest MODEL --run {run}` adds its instances")
+
+
 def run_layers(store: Store, run: str) -> int:
-    """The run's number of hidden layers L; ApdError for an unknown run or one without instances."""
+    """The run's number of hidden layers L; ApdError for an unknown run or one without instances
+    (a run of `apd train --record-every` holds Epoch nodes only: every analytic that reads
+    instances says so in one line through here)."""
     meta = store.query("run_meta", run=run)
     if meta.empty:
         raise no_such_run(run)
+    if meta["history_only"].eq(True).iloc[0]:
+        raise history_only_run(run)
     if int(meta["instances"].iloc[0]) == 0:
         raise ApdError(f"run {run!r} has no instances: ingest it again with `apd ingest`")
     return int(meta["layers"].iloc[0])

@@ -315,3 +315,5 @@ class GraphEngineMixin:
         out.counts.append(counts)
         out.pattern.append(pattern)
         out.label.append(labels)
+        if self.bar is not None:
+            self.bar.update(len(counts))

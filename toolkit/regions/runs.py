@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from loaders.datasets import Dataset, load_dataset
 from loaders.models import file_hash, load_model
+from toolkit.apd.runs import history_only_run
 from toolkit.errors import ApdError, no_such_run
 from toolkit.regions.geometry import boundary_distance, inradius, segment_regions
 from toolkit.regions.partition import Partition, partition
@@ -38,6 +39,8 @@ def run_source(store: Store, run: str, data_dir: str | os.PathLike | None = None
     row = runs[runs["run"] == run]
     if row.empty:
         raise no_such_run(run)
+    if row["history_only"].eq(True).iloc[0]:
+        raise history_only_run(run)
     meta = row.iloc[0]
     if not os.path.isfile(meta["model"]):
         raise ApdError(f"the model of run {run!r} is gone: {meta['model']}")
@@ -61,10 +64,11 @@ def anchored_plane(
         raise ApdError(str(exc)) from None
 
 
-def plane_partition(model: nn.Module, plane: Plane, device: str = "auto", decision: bool = False) -> Partition:
+def plane_partition(model: nn.Module, plane: Plane, device: str = "auto", decision: bool = False,
+                    progress: bool = False) -> Partition:
     """Exact partition of `plane`'s box for `model`; engine refusals become ApdError."""
     try:
-        return partition(model, plane, device=device, decision=decision)
+        return partition(model, plane, device=device, decision=decision, progress=progress)
     except ValueError as exc:
         raise ApdError(str(exc)) from None
 
@@ -87,6 +91,7 @@ def plane_regions(
     box: list[float] | None = None,
     data_dir: str | os.PathLike | None = None,
     save: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Exact partition of the plane through three of the run's instances: counts and area.
 
@@ -94,7 +99,7 @@ def plane_regions(
     """
     src = run_source(store, run, data_dir)
     idx, plane = anchored_plane(src.data, anchors, scale, box)
-    part = plane_partition(src.model, plane, device)
+    part = plane_partition(src.model, plane, device, progress=progress)
     labels = np.bincount(part.label.cpu().numpy(), minlength=src.data.classes)
     out = {
         "run": run,
@@ -128,7 +133,7 @@ def run_geometry(
     src = run_source(store, run, data_dir)
     x = src.data.x
     try:
-        dist = boundary_distance(src.model, x, device=device).numpy()
+        dist = boundary_distance(src.model, x, device=device, progress=progress).numpy()
         table = pd.DataFrame({"idx": np.arange(len(x)), "label": src.data.y, "boundary_dist": dist})
         if with_inradius:
             box = (float(x.min()), float(x.max()))

@@ -404,9 +404,11 @@ class LadybugStore(Store):
 
 
 _DELETES = {queries.body("delete_run_nodes", table=t): t for t in ALL_NODES}
-# What nodes of a store made before a property existed hold for it (others get null):
-# their source row is unknown; they were ingested, not coarsened.
-_UPGRADE_VALUES = {("Instance", "row"): -1, ("Run", "source"): "", ("Run", "neurons"): ""}
+# What nodes of a store made before a property existed hold for it (others get null): their
+# source row is unknown; they were ingested (not coarsened, not training history); how their
+# split was drawn is unknown (official_split stays null).
+_UPGRADE_VALUES = {("Instance", "row"): -1, ("Run", "source"): "", ("Run", "neurons"): "",
+                   ("Run", "history_only"): False, ("Run", "split_note"): ""}
 
 
 def _bytes(path: Path) -> int:

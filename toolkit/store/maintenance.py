@@ -70,9 +70,14 @@ def problems(store: Store) -> list[str]:
     nodes = counts.pivot_table(index="run", columns="label", values="nodes", aggfunc="sum", fill_value=0) \
         if len(counts) else pd.DataFrame()
     for orphan in sorted(set(nodes.index) - set(runs.index)):
-        out.append(f"run {orphan}: has nodes but no Run node")
+        if set(nodes.columns[nodes.loc[orphan] > 0]) != {"Epoch"}:  # Epoch-only: an older apd train's history
+            out.append(f"run {orphan}: has nodes but no Run node")
     acts = store.query("activates_counts")
-    for run, meta in runs.iterrows():
+    history = runs["history_only"].eq(True)
+    for run in runs.index[history]:
+        out += _history_problems(run, int(runs.loc[run, "layers"]), nodes.loc[run] if run in nodes.index else None)
+        out += integrity.damage(store, run)
+    for run, meta in runs[~history].iterrows():
         n, layers = int(meta["instances"]), int(meta["layers"])
         stored = int(nodes.loc[run, "Instance"]) if run in nodes.index and "Instance" in nodes else 0
         if stored != n:
@@ -97,6 +102,18 @@ def problems(store: Store) -> list[str]:
         if predicted != n:
             out.append(f"run {run}: PREDICTS edges count {predicted} instances, not {n}")
         out += integrity.damage(store, run)
+    return out
+
+
+def _history_problems(run: str, layers: int, counts: pd.Series | None) -> list[str]:
+    """A run of `apd train --record-every`: its Run and Epoch nodes only, one Epoch per
+    recorded epoch and hidden layer."""
+    held = {} if counts is None else {k: int(v) for k, v in counts.items() if v > 0}
+    other = sorted(set(held) - {"Run", "Epoch"})
+    out = [f"run {run}: holds only training history but has {', '.join(other)} nodes"] if other else []
+    epochs = held.get("Epoch", 0)
+    if not epochs or epochs % layers:
+        out.append(f"run {run}: {epochs} Epoch nodes, not a whole number of epochs of {layers} layers")
     return out
 
 

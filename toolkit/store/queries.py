@@ -87,6 +87,19 @@ def statements(text: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*\n|;\s*$", text) if s.strip()]
 
 
+def description(name: str) -> str:
+    """The first sentence of a file's header comment: what the query answers (`apd query --list`)."""
+    lines = []
+    for ln in read_text(name).splitlines():
+        text = ln.strip()[2:].strip() if ln.lstrip().startswith("//") else None
+        if text is None or re.match(r"(Parameters|Columns|Template|In Neo4j Browser):", text):
+            break
+        lines.append(text)
+    prose = " ".join(lines)
+    end = re.search(r"[.;](\s|$)", prose)
+    return prose[: end.start()] if end else prose
+
+
 def parameters(name: str) -> list[str]:
     """The `$parameters` a file uses, for `apd query` to check `-p` options against."""
     return sorted(set(re.findall(r"\$(\w+)", code(name))))
