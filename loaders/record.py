@@ -248,10 +248,15 @@ def unpack_states(rows: np.ndarray, neurons: int, kind: str) -> np.ndarray:
     return bits[:, :neurons].astype(np.int8)
 
 
+def rows_from_hex(bits: list[str] | np.ndarray) -> np.ndarray:
+    """Pattern `bits` hex strings (as stored, all of one length) -> packed uint8 rows [P, B]:
+    the inverse of `hex_rows`. ValueError for a string that is not hex."""
+    return np.frombuffer(bytes.fromhex("".join(bits)), dtype=np.uint8).reshape(len(bits), -1)
+
+
 def decode_bits(bits: list[str] | np.ndarray, neurons: int, kind: str = "relu") -> np.ndarray:
     """Pattern `bits` hex strings (as stored) -> neuron states int8 [P, neurons]."""
-    raw = np.frombuffer(bytes.fromhex("".join(bits)), dtype=np.uint8).reshape(len(bits), -1)
-    return unpack_states(raw, neurons, kind)
+    return unpack_states(rows_from_hex(bits), neurons, kind)
 
 
 def pattern_keys(rows: np.ndarray, nbits: int) -> np.ndarray:

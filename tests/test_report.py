@@ -206,7 +206,7 @@ def test_snapshot_runs_in_numeric_epoch_order_with_the_reports_run(store):
     """Epochs sort as numbers (10 after 9), the report's own run takes its epoch's place even
     when the glob misses it, and runs the glob does not name stay out."""
     from tests.apd_graph import write_run
-    from toolkit.viz.report import snapshot_runs
+    from toolkit.apd.runs import snapshot_runs
 
     rng = np.random.default_rng(0)
     patterns, label = rng.integers(0, 3, (30, 2)), rng.integers(0, 3, 30)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from loaders.ingest import _RUN_NAME, build_frames, write_frames
 from loaders.models import load
 from loaders.record import LayerRecord, Recording, decode_bits, record, unique_rows
-from toolkit.apd.runs import RunPatterns, read_patterns
+from toolkit.apd.runs import RunPatterns, coarse_source, read_patterns
 from toolkit.errors import ApdError, no_such_run
 from toolkit.export import read_nodes
 from toolkit.mbh.pattern import maximal_patterns
@@ -224,9 +224,9 @@ def coarsen(
     runs = store.query("runs")
     if run not in set(runs["run"]):
         raise no_such_run(run)
-    source = store.query("coarse_source", run=run)
-    if len(source) and source["source"].iloc[0]:
-        raise ApdError(f"run {run!r} is already coarse (from {source['source'].iloc[0]!r}): coarsen that run")
+    source = coarse_source(store, run)
+    if source:
+        raise ApdError(f"run {run!r} is already coarse (from {source!r}): coarsen that run")
     # shown only when it takes more than a second, so a quick refusal prints its one line alone
     bar = tqdm(total=3, desc="coarsen", unit="step", disable=not progress, delay=1.0, leave=False)
     with bar:

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from loaders.record import rows_from_hex
 from toolkit.apd.runs import run_layers
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError
@@ -160,7 +161,7 @@ def layer_input(store: Store, run: str, layer: int) -> LayerInput:
     bits = frame["bits"].to_numpy()[row]
     if len({len(b) for b in bits}) > 1:
         raise ApdError(f"run {run!r} layer {layer}: patterns of different lengths: re-ingest it")
-    packed = np.frombuffer(bytes.fromhex("".join(bits)), dtype=np.uint8).reshape(len(uids), -1)
+    packed = rows_from_hex(bits)
     classes, cls = np.unique(frame["pred"].to_numpy(np.int64), return_inverse=True)
     count = np.zeros((len(uids), len(classes)), dtype=np.int64)
     np.add.at(count, (pattern, cls), 1)

@@ -22,7 +22,6 @@ re-run of either leaves the other's results intact; a re-ingest or `apd drop` re
 from __future__ import annotations
 
 import os
-from fnmatch import fnmatchcase
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ from tqdm import tqdm
 
 from loaders.record import record, unpack_states
 from toolkit.apd.neighbours import LayerInput, layer_input
-from toolkit.apd.runs import run_layers
+from toolkit.apd.runs import run_layers, snapshot_runs
 from toolkit.errors import ApdError
 from toolkit.regions.runs import run_source
 from toolkit.store import Store
@@ -100,15 +99,13 @@ def neuron_frames(run: str, layer: int, li: LayerInput, states: np.ndarray, flip
     return nodes, rels
 
 
-def snapshot_runs(store: Store, runs: str) -> list[str]:
-    """Runs matching the glob, ordered by epoch (then name); one dataset and split."""
-    all_runs = store.query("runs")
-    chosen = all_runs[[fnmatchcase(r, runs) for r in all_runs["run"]]].sort_values(["epoch", "run"])
-    if chosen.empty:
-        raise ApdError(f"no run matches {runs!r} (`apd runs` lists them)")
-    if len(chosen[["dataset", "split"]].drop_duplicates()) > 1:
+def snapshots_of_one_split(store: Store, runs: str) -> list[str]:
+    """Runs matching the glob in epoch order (toolkit/apd/runs.snapshot_runs); one dataset and split."""
+    chosen = snapshot_runs(store, runs)
+    all_runs = store.query("runs").set_index("run").loc[chosen]
+    if len(all_runs[["dataset", "split"]].drop_duplicates()) > 1:
         raise ApdError(f"runs matching {runs!r} mix datasets or splits: snapshots must share one dataset and split")
-    return chosen["run"].tolist()
+    return chosen
 
 
 def run_neurons(store: Store, run: str | None = None, runs: str | None = None,
@@ -118,7 +115,7 @@ def run_neurons(store: Store, run: str | None = None, runs: str | None = None,
     returns one summary row per run and layer."""
     if (run is None) == (runs is None):
         raise ApdError("give exactly one of --run NAME and --runs GLOB (snapshot runs)")
-    chosen = [run] if run is not None else snapshot_runs(store, runs)
+    chosen = [run] if run is not None else snapshots_of_one_split(store, runs)
     summary, prev, prev_shapes, prev_states = [], None, None, []
     for name in tqdm(chosen, desc="neurons", unit="run", disable=not progress or len(chosen) < 2):
         shapes = layer_shapes(store, name, data_dir)

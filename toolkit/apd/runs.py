@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,25 @@ def history_only_run(run: str) -> ApdError:
     """The one wording for a run of `apd train --record-every` asked for what needs instances."""
     return ApdError(f"run {run!r} holds only training history (Epoch nodes, no instances): "
                     f"`apd evolution --run {run}` reads it; `apd ingest MODEL --run {run}` adds its instances")
+
+
+def coarse_source(store: Store, run: str) -> str:
+    """The run a coarse APD (`apd coarsen`) was derived from; "" for an ingested run."""
+    frame = store.query("coarse_source", run=run)
+    return str(frame["source"].iloc[0]) if len(frame) else ""
+
+
+def snapshot_runs(store: Store, glob: str, also: str | None = None) -> list[str]:
+    """Runs matching `glob` (and `also`), ordered by epoch then name.
+
+    The epoch is the Run node's (an ingested snapshot takes it from its checkpoint); runs
+    without one come last. Sorted as numbers, so epoch 10 follows epoch 9."""
+    runs = store.query("runs")
+    chosen = runs[[fnmatchcase(r, glob) or r == also for r in runs["run"]]]
+    if not chosen["run"].map(lambda r: fnmatchcase(r, glob)).any():
+        raise ApdError(f"no run matches {glob!r} (`apd runs` lists them)")
+    epoch = pd.to_numeric(chosen["epoch"], errors="coerce")
+    return chosen.assign(epoch=epoch).sort_values(["epoch", "run"], na_position="last")["run"].tolist()
 
 
 def run_layers(store: Store, run: str) -> int:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from loaders.record import decode_bits, record
 from toolkit.apd.neurons import ensure_neurons, neuron_uid
-from toolkit.apd.runs import run_layers
+from toolkit.apd.runs import coarse_source, run_layers
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError, no_such_run
 from toolkit.mbh.blanket import blanket_area, blanket_mask, specialization
@@ -50,9 +50,9 @@ def last_layer_states(store: Store, run: str, model: torch.nn.Module, x: np.ndar
     """Read the last hidden layer's patterns from the graph; width and activation kind come
     from one forward pass of the model (the hex bits alone do not fix the width)."""
     layer = run_layers(store, run)
-    source = store.query("coarse_source", run=run)
-    if len(source) and source["source"].iloc[0]:  # its bits are K chosen neurons, not the layer's
-        raise ApdError(f"run {run!r} is a coarse APD of {source['source'].iloc[0]!r}: run mbh on that run")
+    source = coarse_source(store, run)
+    if source:  # its bits are K chosen neurons, not the layer's
+        raise ApdError(f"run {run!r} is a coarse APD of {source!r}: run mbh on that run")
     rec = record(model, x[:1], device="cpu")
     if len(rec.layers) != layer:
         raise ApdError(f"run {run!r} has {layer} hidden layers but its model has {len(rec.layers)}: re-ingest it")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from loaders.record import pattern_keys
+from loaders.record import pattern_keys, rows_from_hex
 from toolkit.errors import ApdError, one_line
 from toolkit.export import read_nodes, read_rels
 from toolkit.store.base import Store
@@ -106,7 +106,7 @@ def _wrong_keys(bits: np.ndarray, keys: np.ndarray) -> int:
     if len(lengths) != 1 or lengths.pop() % 2:
         return len(bits)  # bits of a layer all have the same even number of hex digits
     try:
-        raw = np.frombuffer(bytes.fromhex("".join(bits)), dtype=np.uint8).reshape(len(bits), -1)
+        raw = rows_from_hex(bits)
     except ValueError:
         return len(bits)
     nbytes = raw.shape[1]

@@ -10,7 +10,6 @@ import base64
 import html
 import os
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Callable
 
 import numpy as np
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from toolkit.apd.coarsen import DEFAULT_K
 from toolkit.apd.coarsen import coarse_patterns as coarse_apd
 from toolkit.apd.flows import parse_layers, query_flows
-from toolkit.apd.runs import RunPatterns, read_patterns
+from toolkit.apd.runs import RunPatterns, coarse_source, read_patterns, snapshot_runs
 from toolkit.apd.splitting import split
 from toolkit.device import resolve_device
 from toolkit.errors import ApdError, no_such_run
@@ -85,7 +84,6 @@ class SankeyPatterns:
 # (store, run, its patterns) -> what its Sankey draws: the exact patterns or a coarse APD.
 PatternSource = Callable[[Store, str, RunPatterns], SankeyPatterns]
 SANKEY = ("auto", "exact", "coarse")
-NEARLY_UNIQUE = 0.5  # auto draws the coarse APD when, in some layer, more instances than this have their own pattern
 
 
 def pattern_keys(data: RunPatterns) -> np.ndarray:
@@ -125,23 +123,9 @@ def sankey_patterns(store: Store, run: str, data: RunPatterns, mode: str, neuron
     if neurons < 1:
         raise ApdError(f"--neurons must be at least 1, got {neurons}")
     if mode == "auto":
-        source = store.query("coarse_source", run=run)
-        derived = bool(len(source) and source["source"].iloc[0])
-        mode = "coarse" if own_pattern_share(data) > NEARLY_UNIQUE and not derived else "exact"
+        wide = own_pattern_share(data) > sankey.NEARLY_UNIQUE
+        mode = "coarse" if wide and not coarse_source(store, run) else "exact"
     return coarse_patterns(neurons) if mode == "coarse" else exact_patterns
-
-
-def snapshot_runs(store: Store, glob: str, also: str | None = None) -> list[str]:
-    """Runs matching `glob` (and `also`, the report's own run), ordered by epoch then name.
-
-    The epoch is the Run node's (an ingested snapshot takes it from its checkpoint); runs
-    without one come last. Sorted as numbers, so epoch 10 follows epoch 9."""
-    runs = store.query("runs")
-    chosen = runs[[fnmatchcase(r, glob) or r == also for r in runs["run"]]]
-    if not chosen["run"].map(lambda r: fnmatchcase(r, glob)).any():
-        raise ApdError(f"no run matches {glob!r} (`apd runs` lists them)")
-    epoch = pd.to_numeric(chosen["epoch"], errors="coerce")
-    return chosen.assign(epoch=epoch).sort_values(["epoch", "run"], na_position="last")["run"].tolist()
 
 
 def sankey_section(store: Store, run: str, datas: dict[str, RunPatterns], rows: np.ndarray, max_nodes: int,
