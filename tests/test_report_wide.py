@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,6 +123,22 @@ def test_by_default_a_wide_run_gets_the_coarse_sankey(wide784, tmp_path):
     assert "coarse APD" in page and "Patterns are nearly unique here" not in page
     shown = [bool(nodes["label"][i]) for i in layer1]  # labels only on nodes thick enough to hold one
     assert shown == [bool(sizes[i] >= LABELLED_SHARE * len(coarse.ids)) for i in layer1] and any(shown)
+
+
+def test_without_its_model_a_wide_run_gets_the_exact_sankey_and_the_reason(wide784, tmp_path):
+    """auto needs the model for the coarse APD; a report still comes out, as without a plane."""
+    model = tmp_path / "gone.pt"
+    shutil.copy(wide784.model, model)
+    store = str(tmp_path / "s.lbug")
+    data = f"npz:{Path(wide784.model).parent / 'digits28.npz'}"
+    Apd(store).json("ingest", str(model), "--dataset", data, "--split", "test", "--run", "d", "--device", "cpu")
+    model.unlink()
+    out = tmp_path / "r.html"
+    info = Apd(store).json("report", "--run", "d", "--out", str(out), "--device", "cpu")
+    page = out.read_text()
+    assert "exact patterns (no coarse APD: " in page and "is gone" in page
+    assert info["sankey"][0]["other_by_pred"][0]  # the exact wide-net Sankey, pooled per predicted label
+    assert "is gone" in info["plane"]["skipped"]  # the plane picture says the same, as before
 
 
 def test_flows_and_cluster_sizes_have_several_bins(wide):

@@ -117,15 +117,26 @@ def own_pattern_share(data: RunPatterns) -> float:
 
 def sankey_patterns(store: Store, run: str, data: RunPatterns, mode: str, neurons: int) -> PatternSource:
     """What the Sankey draws: `exact`, `coarse`, or `auto` = coarse when patterns are nearly unique
-    (a wide net) and the run is not itself coarse, else exact."""
+    (a wide net) and the run is not itself coarse, else exact; like the plane picture, auto
+    falls back (to the exact patterns) when the model the coarse APD needs is gone."""
     if mode not in SANKEY:
         raise ApdError(f"--sankey must be one of {', '.join(SANKEY)}, not {mode!r}")
     if neurons < 1:
         raise ApdError(f"--neurons must be at least 1, got {neurons}")
-    if mode == "auto":
-        wide = own_pattern_share(data) > sankey.NEARLY_UNIQUE
-        mode = "coarse" if wide and not coarse_source(store, run) else "exact"
-    return coarse_patterns(neurons) if mode == "coarse" else exact_patterns
+    if mode == "coarse":
+        return coarse_patterns(neurons)
+    if mode == "exact" or own_pattern_share(data) <= sankey.NEARLY_UNIQUE or coarse_source(store, run):
+        return exact_patterns
+    coarse = coarse_patterns(neurons)
+
+    def coarse_or_exact(store: Store, run: str, data: RunPatterns) -> SankeyPatterns:
+        """auto: the coarse APD needs the run's model; without it the exact patterns, saying why."""
+        try:
+            return coarse(store, run, data)
+        except ApdError as exc:
+            exact = exact_patterns(store, run, data)
+            return SankeyPatterns(exact.ids, exact.names, f"exact patterns (no coarse APD: {exc})")
+    return coarse_or_exact
 
 
 def sankey_section(store: Store, run: str, datas: dict[str, RunPatterns], rows: np.ndarray, max_nodes: int,
