@@ -112,19 +112,62 @@ def test_single_class_has_no_other_class_distance(store):
     check_against_brute(store, "one", 1, None)
 
 
-def test_chunks_do_not_change_the_result(monkeypatch):
-    """Bounded memory: many small chunks give the one-chunk answer."""
+def brute_patterns(packed: np.ndarray, classes: np.ndarray, k: int, cap: int | None):
+    """Pattern-level oracle: popcount(a xor b) for every pair; per class the nearest other
+    holder; each pattern's k nearest within the cap by (distance, row), as unordered pairs."""
+    d = np.unpackbits(packed[:, None, :] ^ packed[None, :, :], axis=2).sum(2).astype(np.int64)
+    np.fill_diagonal(d, 10**9)
+    near = np.where(classes[None, :, :], d[:, :, None], 10**9).min(1)
+    near[near == 10**9] = NONE
+    pairs = set()
+    for p in range(len(packed)):
+        ranked = sorted((int(d[p, q]), q) for q in range(len(packed)) if q != p and (cap is None or d[p, q] <= cap))
+        pairs |= {(min(p, q), max(p, q), w) for w, q in ranked[:k]}
+    return near, pairs
+
+
+def tie_heavy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct 2-byte patterns with few set bits (many equal distances), classes overlapping
+    (patterns of several classes) and a few patterns of no class."""
+    rng = np.random.default_rng(seed)
+    raw = np.unique(rng.integers(0, 256, size=(4 * n, 2), dtype=np.uint8) & np.uint8(0x5B), axis=0)[:n]
+    classes = rng.random((len(raw), 4)) < 0.35
+    return rng.permutation(raw), classes
+
+
+@pytest.mark.parametrize("tile,pilot", [((1024, 4096), 2048), ((7, 13), 5), ((13, 7), 1), ((1, 1), 3), ((5, 64), 64)])
+@pytest.mark.parametrize("k,cap", [(4, None), (6, 2), (0, None)])
+def test_blocks_pilot_and_ties_equal_brute_force(monkeypatch, tile, pilot, k, cap):
+    """Blocks of the upper triangle (rows tiles longer or shorter than column tiles, split
+    mid-class, single rows), a pilot sample too small to bound the k-th neighbour or bounding it
+    loosely, ties at the k-th distance and at the cap: all give the brute-force answer."""
     from toolkit.apd import neighbours
 
-    rng = np.random.default_rng(1)
-    packed = rng.integers(0, 256, size=(300, 5), dtype=np.uint8)
-    packed[10] = packed[11]
-    classes = rng.random((300, 4)) < 0.4
-    one = pattern_neighbours(packed, classes, k=4, device="cpu")
-    monkeypatch.setattr(neighbours, "_CHUNK_BYTES", 8 * 300 * 7)
-    many = pattern_neighbours(packed, classes, k=4, device="cpu")
-    assert (one.near == many.near).all() and (one.knn_dist == many.knn_dist).all()
-    assert (one.knn_src == many.knn_src).all() and (one.knn_dst == many.knn_dst).all()
+    monkeypatch.setitem(neighbours._TILE, "cpu", tile)
+    monkeypatch.setattr(neighbours, "_PILOT", pilot)
+    packed, classes = tie_heavy(40, seed=k + len(tile))
+    got = pattern_neighbours(packed, classes, k=k, max_distance=cap, device="cpu")
+    near, pairs = brute_patterns(packed, classes, k, cap)
+    assert (got.near == near).all()
+    assert set(zip(got.knn_src.tolist(), got.knn_dst.tolist(), got.knn_dist.tolist())) == pairs
+    assert (got.knn_src < got.knn_dst).all() and len(pairs) == len(got.knn_src)
+
+
+def test_wide_patterns_equal_brute_force(monkeypatch):
+    """300 bits (sums above 256, where a bf16 output would round), classes split across
+    blocks: the int8 GEMM's distances are popcount(a xor b)."""
+    from toolkit.apd import neighbours
+
+    monkeypatch.setitem(neighbours._TILE, "cpu", (32, 48))
+    monkeypatch.setattr(neighbours, "_PILOT", 16)
+    rng = np.random.default_rng(5)
+    bits = rng.random((120, 300)) < rng.choice([0.05, 0.5, 0.95], size=(120, 1))  # a.b up to ~285
+    packed = np.packbits(bits, axis=1)
+    classes = np.eye(3, dtype=bool)[rng.integers(0, 3, size=120)]
+    got = pattern_neighbours(packed, classes, k=3, device="cpu")
+    near, pairs = brute_patterns(packed, classes, 3, None)
+    assert (got.near == near).all()
+    assert set(zip(got.knn_src.tolist(), got.knn_dst.tolist(), got.knn_dist.tolist())) == pairs
 
 
 def test_real_run_matches_brute_force_and_survives_export_and_drop(digits_run, tmp_path):

@@ -6,10 +6,11 @@ a k-nearest-neighbour graph of patterns, still do.
 
 Distances are Hamming distances between the stored packed bits (ReLU: neurons that differ;
 Hardtanh: state steps, low <-> high counts 2). They are computed between *distinct* patterns
-only (instances sharing a pattern share its distances), in row chunks so memory stays bounded,
-as |a| + |b| - 2 a.b with one float GEMM per chunk: exact (0/1 inputs, integer sums far below
-2^24, fp32 accumulation) and several times faster than a byte-popcount table or numpy's
-`bitwise_count` on the packed words (bench/bench_neighbours.py).
+only (instances sharing a pattern share its distances), in cache-sized blocks of the upper
+triangle so memory stays bounded, as (bits - a.b) / 2 with a.b the product of +1/-1 bits: an
+int8 GEMM with int32 output on the CPU (torch._int_mm), fp16 on CUDA, exact either way and
+far faster than a byte-popcount table or numpy's `bitwise_count` on the packed words
+(bench/bench_neighbours.py).
 
 Stored (re-running replaces):
 - `near_same` / `near_other` on each `(:Instance)-[:ACTIVATES {layer}]->(:Pattern)`: distance
@@ -37,7 +38,8 @@ from toolkit.errors import ApdError
 from toolkit.store import Store
 
 NONE = -1  # no other instance of that kind (stored value)
-_CHUNK_BYTES = 1 << 27  # a chunk's float32 distance block and its class-grouped copy: under 128 MB together
+_TILE = {"cpu": (1024, 4096), "cuda": (8192, 16384)}  # block rows x columns: L2/L3-sized on the CPU
+_PILOT = 2048  # sampled rows that bound each row's k-th nearest distance before the main pass
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,20 @@ class Neighbours:
     knn_dist: np.ndarray
 
 
-def _unpacked(packed: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Packed uint8 rows -> 0/1 matrix for the GEMM: fp16 on CUDA (exact: the sums stay below
-    2048), fp32 on the CPU (fp16 GEMM is slow there)."""
-    bits = np.unpackbits(np.ascontiguousarray(packed, dtype=np.uint8), axis=1)
-    dtype = torch.float16 if device.type == "cuda" and bits.shape[1] < 2048 else torch.float32
-    return torch.from_numpy(bits).to(device=device, dtype=dtype)
+def _signs(packed: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Packed uint8 rows -> +1 / -1 per bit, so that a.b = bits - 2 * Hamming(a, b): the GEMM
+    output is the distance itself (no |a| + |b| correction pass) and the nearest pattern is the
+    largest product. int8 on the CPU for torch._int_mm (int32 accumulation, exact; VNNI, ~7x
+    the fp32 GEMM here), fp16 on CUDA (exact: |a.b| <= bits < 2048), fp32 beyond."""
+    bits = np.unpackbits(np.ascontiguousarray(packed, dtype=np.uint8), axis=1).astype(np.int8) * 2 - 1
+    signs = torch.from_numpy(bits).to(device)
+    if device.type == "cpu":
+        return signs
+    return signs.to(torch.float16 if bits.shape[1] < 2048 else torch.float32)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch._int_mm(a, b.T) if a.dtype == torch.int8 else a @ b.T
 
 
 def pattern_neighbours(packed: np.ndarray, classes_of: np.ndarray, k: int = 5, max_distance: int | None = None,
@@ -70,54 +80,122 @@ def pattern_neighbours(packed: np.ndarray, classes_of: np.ndarray, k: int = 5, m
     packed: uint8 [P, B] distinct packed patterns (row order breaks ties: sort by uid first).
     classes_of: bool [P, C], which classes have at least one instance with each pattern.
 
-    Per chunk of rows: one GEMM gives the distances (float32, exact integers); the per-class
-    minima read contiguous column slices of one gather (columns grouped by class); the k-NN
-    takes each row's k-th smallest distance from topk, then keeps every column at or below it
-    in (distance, column) order, so ties never depend on topk's internal order.
+    Exact, in products of +1/-1 bits (a.b = bits - 2 d) over the upper triangle of the
+    symmetric matrix, in cache-sized blocks: each block serves its rows and its columns. The
+    patterns are sorted by their first class, so a class is a contiguous run of rows and of
+    columns and its minimum is a slice's max; the few patterns of several classes add their
+    other classes in a small extra pass. For the k-NN, a sample of rows first bounds each
+    row's k-th nearest distance from above (a subset's k-th nearest is no nearer); a block then
+    keeps only entries within a bound (with every tie), and the final selection sorts those few
+    by (distance, row), so ties never depend on the order blocks were visited.
     """
     dev = resolve_device(device)
     P, C = classes_of.shape
-    cap = packed.shape[1] * 8 if max_distance is None else min(int(max_distance), packed.shape[1] * 8)
-    bits = _unpacked(packed, dev)
-    ones = bits.float().sum(1)
-    inf = float("inf")
-    col_class, col_pattern = np.nonzero(classes_of.T)  # columns grouped by class, then pattern order
-    grouped = torch.as_tensor(col_pattern, device=dev)
-    bounds = np.searchsorted(col_class, np.arange(C + 1))
-    near = torch.full((P, C), inf, device=dev)
+    nbits = packed.shape[1] * 8
+    cap = nbits if max_distance is None else min(int(max_distance), nbits)
+    first = np.where(classes_of.any(1), classes_of.argmax(1), C)  # rows of no class sort last
+    order = np.argsort(first, kind="stable")
+    bounds = np.searchsorted(first[order], np.arange(C + 1))
+    x = _signs(packed[order], dev)
+    sent = -nbits - 2  # below every product: "no such pattern"
+    near = torch.full((P, C), sent, dtype=_dot(x[:1], x[:1]).dtype, device=dev)
     kk = min(k, P - 1)
-    src, dst, dist = [], [], []
-    chunk = max(1, _CHUNK_BYTES // (8 * max(P, 1)))
-    for start in tqdm(range(0, P, chunk), desc="distances", unit="chunk", disable=not progress):
-        stop = min(P, start + chunk)
-        rows = torch.arange(stop - start, device=dev)
-        d = (bits[start:stop] @ bits.T).float().mul_(-2).add_(ones[None, :]).add_(ones[start:stop, None])
-        d[rows, rows + start] = inf  # not its own neighbour
-        by_class = d[:, grouped]
-        for c in range(C):
-            if bounds[c + 1] > bounds[c]:
-                near[start:stop, c] = by_class[:, bounds[c]:bounds[c + 1]].amin(1)
-        if kk > 0:
-            kth = torch.topk(d, kk, dim=1, largest=False, sorted=True).values[:, -1:]
-            r, q = torch.nonzero((d <= kth) & (d <= cap), as_tuple=True)  # row-major: columns ascending
-            w = d[r, q].long()
-            order = torch.sort(r * (cap + 2) + w, stable=True).indices  # by row, distance, then column
-            r, q, w = r[order], q[order], w[order]
-            first = torch.searchsorted(r, r, right=False)
-            keep = torch.arange(len(r), device=dev) - first < kk
-            src.append((r[keep] + start).cpu())
-            dst.append(q[keep].cpu())
-            dist.append(w[keep].cpu())
-    near = near.cpu().numpy()
-    near = np.where(np.isinf(near), NONE, near).astype(np.int64)
-    if src:
-        a, b, w = torch.cat(src).numpy(), torch.cat(dst).numpy(), torch.cat(dist).numpy()
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        _, first = np.unique(lo * P + hi, return_index=True)
-        a, b, w = lo[first], hi[first], w[first]
-    else:
-        a = b = w = np.zeros(0, dtype=np.int64)
+    rows_per, cols_per = _TILE["cuda" if dev.type == "cuda" else "cpu"]
+    bound = _knn_bounds(x, kk, nbits - 2 * cap, sent, rows_per) if kk > 0 else None
+    found = []
+    for a in tqdm(range(0, P, rows_per), desc="distances", unit="block row", disable=not progress):
+        for b in range(a, P, cols_per):
+            d = _dot(x[a:a + rows_per], x[b:b + cols_per])
+            if b < a + d.shape[0]:  # the block holds some of its rows' own products
+                own = torch.arange(b, min(a + d.shape[0], b + d.shape[1]), device=dev)
+                d[own - a, own - b] = sent
+            _class_max(near[a:a + rows_per], d, bounds, b, 1)
+            _class_max(near[b:b + cols_per], d, bounds, a, 0)
+            if bound is not None:
+                found.append(_within_bound(d, bound, a, b))
+    near = near[torch.as_tensor(np.argsort(order), device=dev)]
+    _other_classes(near, x, classes_of, first, order, sent, nbits, rows_per)
+    near = near.long().cpu().numpy()
+    near = np.where(near == sent, NONE, (nbits - near) // 2)
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return Neighbours(near, empty, empty, empty)
+    a, b, w = _select(found, order, kk, nbits, cap, P)
     return Neighbours(near, a, b, w)
+
+
+def _class_max(near: torch.Tensor, d: torch.Tensor, bounds: np.ndarray, start: int, axis: int) -> None:
+    """Fold block `d` into `near` (the rows along the other axis): per class whose run of
+    patterns overlaps the block's `axis` (which begins at pattern `start`), the max over it."""
+    stop = start + d.shape[axis]
+    for c in range(np.searchsorted(bounds, start, "right") - 1, min(np.searchsorted(bounds, stop), len(bounds) - 1)):
+        lo, hi = max(bounds[c], start) - start, min(bounds[c + 1], stop) - start
+        if hi > lo:
+            part = d[:, lo:hi].amax(1) if axis == 1 else d[lo:hi].amax(0)
+            near[:, c] = torch.maximum(near[:, c], part)
+
+
+def _knn_bounds(x: torch.Tensor, k: int, floor: int, sent: int, rows_per: int) -> torch.Tensor:
+    """Per row, a product every one of its k nearest others reaches: its k-th largest product
+    with an evenly spaced sample of rows (itself excluded), or the distance cap's product if that
+    is higher. With fewer than k + 1 sampled rows there is no bound but the cap."""
+    P, nbits = x.shape
+    sample = torch.as_tensor(np.unique(np.linspace(0, P - 1, min(P, _PILOT)).round().astype(np.int64)), device=x.device)
+    if len(sample) <= k:
+        return torch.full((P,), max(floor, sent), dtype=torch.int64, device=x.device)
+    out = []
+    for a in range(0, P, rows_per):
+        d = _dot(x[a:a + rows_per], x[sample])
+        d[d == nbits] = sent  # itself (patterns are distinct, so only it has a.a = bits)
+        out.append(torch.topk(d, k, dim=1).values[:, -1].long())
+    return torch.cat(out).clamp_(min=floor)
+
+
+def _within_bound(d: torch.Tensor, bound: torch.Tensor, a: int, b: int) -> tuple[torch.Tensor, ...]:
+    """Directed (row, neighbour, product) entries of block d (rows from a, columns from b)
+    that reach the row's bound; where the block's rows and columns overlap, each unordered pair
+    is read once."""
+    mask = (d >= bound[a:a + d.shape[0], None]) | (d >= bound[None, b:b + d.shape[1]])
+    i, j = torch.nonzero(mask, as_tuple=True)
+    v = d[i, j].long()
+    i, j = i + a, j + b
+    if b < a + d.shape[0]:  # rows and columns overlap: both orders of a pair are in the block
+        upper = i < j
+        i, j, v = i[upper], j[upper], v[upper]
+    fwd, bwd = v >= bound[i], v >= bound[j]
+    return torch.cat([i[fwd], j[bwd]]), torch.cat([j[fwd], i[bwd]]), torch.cat([v[fwd], v[bwd]])
+
+
+def _other_classes(near: torch.Tensor, x: torch.Tensor, classes_of: np.ndarray, first: np.ndarray,
+                   order: np.ndarray, sent: int, nbits: int, rows_per: int) -> None:
+    """Add to `near` (rows in input order) the classes a pattern holds besides its first: on a
+    wide layer a handful of patterns, so one small product block per class."""
+    other = classes_of.copy()
+    held = first < classes_of.shape[1]
+    other[np.nonzero(held)[0], first[held]] = False
+    rank = np.argsort(order)  # input row -> row of x
+    for c in np.nonzero(other.any(0))[0]:
+        cols = x[torch.as_tensor(rank[np.nonzero(other[:, c])[0]], device=x.device)]
+        for a in range(0, len(x), rows_per):
+            d = _dot(x[a:a + rows_per], cols)
+            d[d == nbits] = sent  # itself
+            rows = torch.as_tensor(order[a:a + rows_per], device=x.device)
+            near[rows, c] = torch.maximum(near[rows, c], d.amax(1))
+
+
+def _select(found: list, order: np.ndarray, k: int, nbits: int, cap: int, P: int) -> tuple[np.ndarray, ...]:
+    """Each row's k nearest among the entries within its bound, by (distance, input row), as
+    unordered pairs (src < dst, input rows), each once."""
+    src, dst, v = (torch.cat([f[n] for f in found]).cpu() for n in range(3))
+    perm = torch.as_tensor(order)
+    src, dst, w = perm[src], perm[dst], (nbits - v) // 2
+    rank = torch.sort((src * (cap + 1) + w) * P + dst).indices  # by row, distance, then neighbour
+    src, dst, w = src[rank], dst[rank], w[rank]
+    keep = torch.arange(len(src)) - torch.searchsorted(src, src) < k
+    a, b, w = src[keep].numpy(), dst[keep].numpy(), w[keep].numpy()
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    _, once = np.unique(lo * P + hi, return_index=True)
+    return lo[once], hi[once], w[once]
 
 
 def instance_distances(near: np.ndarray, pattern: np.ndarray, cls: np.ndarray,
